@@ -1,0 +1,133 @@
+//! question-api: `POST /llm/questions/generate-for-content-service` → a validated request event
+//! on `question.request`, answered with 202 only once the broker has acknowledged it.
+//!
+//! The handler never returns `Err`: every outcome is a response with a JSON body (an `Err`
+//! would reach the caller as API Gateway's opaque 502). Client mistakes are 4xx naming what is
+//! wrong; a broker that does not acknowledge in time is a 503, and nothing is half-published.
+
+use http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use qgen::config::ApiConfig;
+use qgen::events::RequestEvent;
+use qgen::kafka::{EventPublisher, publish_event};
+use qgen::validation::{Limits, MAX_BODY_BYTES, ValidationError, parse_request_body};
+use serde_json::json;
+
+/// The one route this function serves.
+pub const ROUTE: &str = "/llm/questions/generate-for-content-service";
+
+/// The API function: a publisher built once per execution environment, plus its settings.
+pub struct Api<P> {
+    publisher: P,
+    request_topic: String,
+    limits: Limits,
+}
+
+impl<P: EventPublisher> Api<P> {
+    /// An API that publishes requests through `publisher`.
+    pub fn new(publisher: P, config: &ApiConfig) -> Self {
+        Api {
+            publisher,
+            request_topic: config.kafka.request_topic.clone(),
+            limits: config.limits,
+        }
+    }
+
+    /// Handles one HTTP request (API Gateway REST v1 or HTTP v2, a function URL, or the local
+    /// stack's server; `lambda_http` has already decoded a base64 body).
+    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty))]
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        // REST APIs put the stage in front of the path (`/prod/llm/...`), hence `ends_with`.
+        if !request.uri().path().ends_with(ROUTE) {
+            return error(StatusCode::NOT_FOUND, "not_found", "no such route", None);
+        }
+        if request.method() != Method::POST {
+            let mut response = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "only POST is allowed",
+                None,
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        if !is_json(request.headers().get(header::CONTENT_TYPE)) {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "content-type must be application/json",
+                Some("content-type"),
+            );
+        }
+        let body = request.body().as_ref();
+        if body.len() > MAX_BODY_BYTES {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                &format!("body must be at most {MAX_BODY_BYTES} bytes"),
+                Some("body"),
+            );
+        }
+        let generation = match parse_request_body(body, &self.limits) {
+            Ok(generation) => generation,
+            Err(ValidationError { code, field, message }) => {
+                tracing::info!(field = %field, code, "request rejected");
+                return error(StatusCode::BAD_REQUEST, code, &message, Some(&field));
+            }
+        };
+        tracing::Span::current().record("request_id", generation.request_id.as_str());
+
+        let event = RequestEvent::new_request(generation);
+        let request_id = &event.event_data.request_id;
+        match publish_event(&self.publisher, &self.request_topic, request_id, &event).await {
+            Ok(delivered) => {
+                tracing::info!(
+                    event_id = %event.event_id,
+                    partition = delivered.partition,
+                    offset = delivered.offset,
+                    "request accepted"
+                );
+                respond(
+                    StatusCode::ACCEPTED,
+                    &json!({"status": "accepted", "request_id": request_id, "event_id": event.event_id}),
+                )
+            }
+            Err(e) => {
+                tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "request not persisted");
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the request could not be queued; retry later",
+                    None,
+                )
+            }
+        }
+    }
+}
+
+/// `application/json`, with or without parameters such as `charset`.
+fn is_json(content_type: Option<&HeaderValue>) -> bool {
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Response<Body> {
+    let mut body = json!({"code": code, "message": message});
+    if let Some(field) = field {
+        body["field"] = json!(field);
+    }
+    respond(status, &json!({ "error": body }))
+}
+
+fn respond(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,47 @@
+//! The question-generator Lambda: wiring only. The logic is in the library.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use qgen::config::{ApiKeySource, GeneratorConfig};
+use qgen::kafka::KafkaPublisher;
+use question_generator::gemini::GeminiClient;
+use question_generator::handler::Generator;
+use tokio::time::Instant;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // Honours AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL.
+    lambda_runtime::tracing::init_default_subscriber();
+    // Fail at cold start, not on the first batch, when the configuration is wrong.
+    let config = GeneratorConfig::from_env()?;
+    let api_key = match &config.gemini.api_key {
+        ApiKeySource::Env(key) => key.clone(),
+        ApiKeySource::SecretArn(_) => {
+            return Err("GEMINI_API_KEY_SECRET_ARN is not supported yet; set GOOGLE_API_KEY".into());
+        }
+        ApiKeySource::None => return Err("set GEMINI_API_KEY_SECRET_ARN or GOOGLE_API_KEY".into()),
+    };
+    // Clients built once per execution environment, shared by every invocation.
+    let generator = Generator::new(
+        GeminiClient::new(&config.gemini, api_key)?,
+        KafkaPublisher::new(&config.kafka)?,
+        &config,
+    );
+    run(service_fn(|event: LambdaEvent<KafkaEvent>| {
+        let deadline = instant_of(event.context.deadline);
+        let generator = &generator;
+        async move { generator.handle(&event.payload, deadline).await }
+    }))
+    .await
+}
+
+/// The invocation deadline (milliseconds since the epoch) as a monotonic instant.
+fn instant_of(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}

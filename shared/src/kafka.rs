@@ -1,0 +1,312 @@
+//! The Kafka side: the [`EventPublisher`] port the handlers are written against, and
+//! [`KafkaPublisher`], its rdkafka implementation.
+
+use std::future::Future;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Serialize;
+
+use crate::config::KafkaConfig;
+use crate::events::Envelope;
+
+/// Header naming the event type of a record.
+pub const HEADER_EVENT_TYPE: &str = "eventType";
+/// Header carrying the record's `eventId`, so consumers can de-duplicate without parsing.
+pub const HEADER_EVENT_ID: &str = "eventId";
+/// Header naming the payload's media type.
+pub const HEADER_CONTENT_TYPE: &str = "content-type";
+/// Media type of every envelope.
+pub const CONTENT_TYPE_JSON: &str = "application/json";
+
+/// A record to produce; borrowed, so publishing costs no copies before librdkafka's own.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboundRecord<'a> {
+    /// Destination topic.
+    pub topic: &'a str,
+    /// Record key (`request_id` for events); `None` for a keyless record.
+    pub key: Option<&'a [u8]>,
+    /// Record value; `None` for a null value (a dead letter of a record that had none).
+    pub payload: Option<&'a [u8]>,
+    /// Record headers, in order.
+    pub headers: &'a [(&'a str, &'a [u8])],
+}
+
+/// Where the broker stored an acknowledged record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Partition written.
+    pub partition: i32,
+    /// Offset assigned.
+    pub offset: i64,
+}
+
+/// A record could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The event could not be turned into JSON.
+    #[error("failed to serialize event {event_id}")]
+    Serialize {
+        /// The event's id.
+        event_id: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The broker did not acknowledge the record (unreachable, timed out, refused).
+    #[error("delivery to topic {topic} failed")]
+    Delivery {
+        /// Destination topic.
+        topic: String,
+        /// librdkafka's report.
+        #[source]
+        source: KafkaError,
+    },
+    /// The producer could not be built from the configuration.
+    #[error("could not create the Kafka producer")]
+    Create(#[source] KafkaError),
+    /// A test double was told to fail.
+    #[error("publishing is failing on purpose: {0}")]
+    Injected(String),
+}
+
+/// Publishes records and resolves once the broker has acknowledged them.
+pub trait EventPublisher: Send + Sync {
+    /// Produces `record` and waits for the broker's acknowledgement.
+    fn publish(
+        &self,
+        record: OutboundRecord<'_>,
+    ) -> impl Future<Output = Result<Delivered, PublishError>> + Send;
+}
+
+impl<T: EventPublisher> EventPublisher for &T {
+    fn publish(
+        &self,
+        record: OutboundRecord<'_>,
+    ) -> impl Future<Output = Result<Delivered, PublishError>> + Send {
+        (**self).publish(record)
+    }
+}
+
+impl<T: EventPublisher> EventPublisher for std::sync::Arc<T> {
+    fn publish(
+        &self,
+        record: OutboundRecord<'_>,
+    ) -> impl Future<Output = Result<Delivered, PublishError>> + Send {
+        (**self).publish(record)
+    }
+}
+
+/// Serializes `event` and publishes it with key `key` and the contract's headers
+/// (`eventType`, `eventId`, `content-type`).
+pub async fn publish_event<P, D>(
+    publisher: &P,
+    topic: &str,
+    key: &str,
+    event: &Envelope<D>,
+) -> Result<Delivered, PublishError>
+where
+    P: EventPublisher + ?Sized,
+    D: Serialize,
+{
+    let payload = serde_json::to_vec(event).map_err(|source| PublishError::Serialize {
+        event_id: event.event_id.clone(),
+        source,
+    })?;
+    let headers = [
+        (HEADER_EVENT_TYPE, event.event_type.as_bytes()),
+        (HEADER_EVENT_ID, event.event_id.as_bytes()),
+        (HEADER_CONTENT_TYPE, CONTENT_TYPE_JSON.as_bytes()),
+    ];
+    publisher
+        .publish(OutboundRecord {
+            topic,
+            key: Some(key.as_bytes()),
+            payload: Some(&payload),
+            headers: &headers,
+        })
+        .await
+}
+
+/// The librdkafka settings every client of the service shares: brokers and security.
+pub fn client_config(config: &KafkaConfig) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .set("security.protocol", config.security_protocol.as_str())
+        .set("client.id", "qgen");
+    client
+}
+
+/// The producer settings: durable (`acks=all`, idempotent, so a retry inside librdkafka never
+/// duplicates or reorders) and bounded in time, so a caller waiting on the acknowledgement
+/// hears back well before its function times out.
+pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
+    let timeout_ms = config.message_timeout.as_millis().to_string();
+    let mut client = client_config(config);
+    client
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", &timeout_ms)
+        .set("request.timeout.ms", &timeout_ms)
+        // One request, one record: waiting to batch only adds latency to the API. The
+        // generator's concurrent responses still share requests while one is in flight.
+        .set("linger.ms", "0")
+        .set("compression.type", "zstd");
+    client
+}
+
+/// The rdkafka implementation of [`EventPublisher`]: one per execution environment, shared by
+/// every invocation (building a producer costs a connection and a metadata round trip).
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+    queue_timeout: Duration,
+}
+
+impl KafkaPublisher {
+    /// Builds the producer. It connects lazily, so this fails only on bad configuration.
+    pub fn new(config: &KafkaConfig) -> Result<Self, PublishError> {
+        let producer = producer_config(config).create().map_err(PublishError::Create)?;
+        Ok(KafkaPublisher {
+            producer,
+            queue_timeout: config.message_timeout,
+        })
+    }
+
+    /// The underlying producer, for flushing at shutdown.
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+}
+
+impl EventPublisher for KafkaPublisher {
+    async fn publish(&self, record: OutboundRecord<'_>) -> Result<Delivered, PublishError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (key, value) in record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(*value),
+            });
+        }
+        let mut future_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(record.topic).headers(headers);
+        if let Some(key) = record.key {
+            future_record = future_record.key(key);
+        }
+        if let Some(payload) = record.payload {
+            future_record = future_record.payload(payload);
+        }
+        match self.producer.send(future_record, self.queue_timeout).await {
+            Ok(delivery) => Ok(Delivered {
+                partition: delivery.partition,
+                offset: delivery.offset,
+            }),
+            Err((source, _message)) => Err(PublishError::Delivery {
+                topic: record.topic.to_owned(),
+                source,
+            }),
+        }
+    }
+}
+
+/// A topic the service needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: i32,
+    /// Replication factor (1 on a local broker, 3 on MSK).
+    pub replication: i32,
+    /// Topic-level settings, e.g. `retention.ms`.
+    pub config: Vec<(String, String)>,
+}
+
+impl TopicSpec {
+    /// A topic with `partitions` partitions, replication 1 and broker-default settings.
+    pub fn new(name: &str, partitions: i32) -> Self {
+        TopicSpec {
+            name: name.to_owned(),
+            partitions,
+            replication: 1,
+            config: Vec::new(),
+        }
+    }
+}
+
+/// Topics could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The admin client could not be built.
+    #[error("could not create the Kafka admin client")]
+    Client(#[source] KafkaError),
+    /// The CreateTopics request failed as a whole.
+    #[error("CreateTopics failed")]
+    Request(#[source] KafkaError),
+    /// The broker refused one topic.
+    #[error("creating topic {topic} failed: {code}")]
+    Topic {
+        /// The topic.
+        topic: String,
+        /// The broker's error code.
+        code: RDKafkaErrorCode,
+    },
+}
+
+/// Creates every topic in `topics` that does not exist yet (MSK does not create them on first
+/// use). Topics that already exist are left as they are.
+pub async fn ensure_topics(client: &ClientConfig, topics: &[TopicSpec]) -> Result<(), AdminError> {
+    let admin: AdminClient<DefaultClientContext> = client.create().map_err(AdminError::Client)?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| {
+            t.config.iter().fold(
+                NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication)),
+                |topic, (key, value)| topic.set(key, value),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(AdminError::Request)?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(AdminError::Topic { topic, code }),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecurityProtocol;
+
+    fn config() -> KafkaConfig {
+        KafkaConfig {
+            bootstrap_servers: "b-1:9094,b-2:9094".into(),
+            request_topic: "question.request".into(),
+            response_topic: "question.response".into(),
+            dlq_topic: "question.request.dlq".into(),
+            security_protocol: SecurityProtocol::Ssl,
+            message_timeout: Duration::from_millis(4_000),
+        }
+    }
+
+    #[test]
+    fn producer_is_durable_idempotent_and_bounded() {
+        let client = producer_config(&config());
+        assert_eq!(client.get("bootstrap.servers"), Some("b-1:9094,b-2:9094"));
+        assert_eq!(client.get("security.protocol"), Some("ssl"));
+        assert_eq!(client.get("acks"), Some("all"));
+        assert_eq!(client.get("enable.idempotence"), Some("true"));
+        assert_eq!(client.get("message.timeout.ms"), Some("4000"));
+    }
+}

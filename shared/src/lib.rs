@@ -1,0 +1,24 @@
+//! `qgen`: what the question functions share — the wire contract, its validation, configuration
+//! and the adapters that touch Kafka.
+//!
+//! Both Lambda functions (`question-api` and `question-generator`) and the local stack depend on
+//! this crate, so the JSON that one writes is, by construction, the JSON the other reads.
+//!
+//! # Layout
+//!
+//! - [`events`]: the request and response envelopes exactly as they travel on the topics.
+//! - [`validation`]: request validation (shared by the API and the generator) and the checks on
+//!   the questions a model returns.
+//! - [`config`]: configuration read from the environment through a lookup closure.
+//! - [`kafka`]: the [`kafka::EventPublisher`] port and its rdkafka implementation.
+//! - [`msk`]: building Lambda `KafkaEvent` batches from Kafka messages, as the MSK trigger does.
+//! - `testing` (feature `test-util`): fakes and harnesses for tests — a recording publisher, an
+//!   in-process broker, a tansu broker process and a Gemini stand-in.
+
+pub mod config;
+pub mod events;
+pub mod kafka;
+pub mod msk;
+#[cfg(feature = "test-util")]
+pub mod testing;
+pub mod validation;

@@ -1,0 +1,193 @@
+//! Lambda's MSK event shape (`KafkaEvent`): building one from Kafka messages, as the
+//! event-source mapping does, and reading a record back into bytes.
+//!
+//! The local stack's event-source-mapping emulator and the end-to-end tests build batches here,
+//! so the generator is always exercised with the same JSON AWS sends: records grouped by
+//! `topic-partition`, key and value base64-encoded, headers as arrays of signed bytes.
+
+use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rdkafka::Message;
+use rdkafka::message::Headers;
+use serde_json::{Map, Value, json};
+
+/// A record's key or value could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The field is not valid base64.
+    #[error("{field} is not valid base64")]
+    Base64 {
+        /// `key` or `value`.
+        field: &'static str,
+        /// Why.
+        #[source]
+        source: base64::DecodeError,
+    },
+}
+
+/// One record in the JSON form the MSK trigger delivers.
+pub fn record_json(message: &impl Message) -> Value {
+    let headers: Vec<Value> = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| {
+                    let bytes: Vec<i8> = h.value.unwrap_or_default().iter().map(|&b| b as i8).collect();
+                    json!({ h.key: bytes })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut record = Map::new();
+    record.insert("topic".into(), message.topic().into());
+    record.insert("partition".into(), message.partition().into());
+    record.insert("offset".into(), message.offset().into());
+    record.insert(
+        "timestamp".into(),
+        message.timestamp().to_millis().unwrap_or(0).into(),
+    );
+    record.insert("timestampType".into(), timestamp_type(message.timestamp()).into());
+    if let Some(key) = message.key() {
+        record.insert("key".into(), BASE64.encode(key).into());
+    }
+    if let Some(value) = message.payload() {
+        record.insert("value".into(), BASE64.encode(value).into());
+    }
+    record.insert("headers".into(), headers.into());
+    Value::Object(record)
+}
+
+fn timestamp_type(ts: rdkafka::Timestamp) -> &'static str {
+    match ts {
+        rdkafka::Timestamp::CreateTime(_) => "CREATE_TIME",
+        rdkafka::Timestamp::LogAppendTime(_) => "LOG_APPEND_TIME",
+        rdkafka::Timestamp::NotAvailable => "NO_TIMESTAMP_TYPE",
+    }
+}
+
+/// A batch in the form the MSK trigger delivers: records grouped under `topic-partition`, in
+/// the order given.
+pub fn kafka_event<I>(records: I, event_source_arn: &str, bootstrap_servers: &str) -> KafkaEvent
+where
+    I: IntoIterator<Item = Value>,
+{
+    let mut groups = Map::new();
+    for record in records {
+        let group = format!(
+            "{}-{}",
+            record["topic"].as_str().unwrap_or_default(),
+            record["partition"].as_i64().unwrap_or_default()
+        );
+        if let Value::Array(list) = groups.entry(group).or_insert_with(|| Value::Array(Vec::new())) {
+            list.push(record);
+        }
+    }
+    let event = json!({
+        "eventSource": "aws:kafka",
+        "eventSourceArn": event_source_arn,
+        "bootstrapServers": bootstrap_servers,
+        "records": groups,
+    });
+    // Every field above has the type KafkaEvent declares, so this cannot fail; an empty
+    // batch is the safe answer if it ever did.
+    serde_json::from_value(event).unwrap_or_default()
+}
+
+/// The decoded key of a record, if it has one.
+pub fn record_key(record: &KafkaRecord) -> Result<Option<Vec<u8>>, RecordError> {
+    decode_field(record.key.as_deref(), "key")
+}
+
+/// The decoded value of a record, if it has one.
+pub fn record_value(record: &KafkaRecord) -> Result<Option<Vec<u8>>, RecordError> {
+    decode_field(record.value.as_deref(), "value")
+}
+
+/// The record's headers as (name, bytes) pairs, in order.
+pub fn record_headers(record: &KafkaRecord) -> Vec<(String, Vec<u8>)> {
+    record
+        .headers
+        .iter()
+        .flat_map(|map| map.iter())
+        .map(|(key, value)| (key.clone(), value.iter().map(|&b| b as u8).collect()))
+        .collect()
+}
+
+fn decode_field(field: Option<&str>, name: &'static str) -> Result<Option<Vec<u8>>, RecordError> {
+    field
+        .map(|text| {
+            BASE64
+                .decode(text)
+                .map_err(|source| RecordError::Base64 { field: name, source })
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+
+    fn message(partition: i32, offset: i64, value: &[u8]) -> OwnedMessage {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "eventType",
+            value: Some(&[0xff_u8, b'a'][..]),
+        });
+        OwnedMessage::new(
+            Some(value.to_vec()),
+            Some(b"req-1".to_vec()),
+            "question.request".into(),
+            rdkafka::Timestamp::CreateTime(1_700_000_000_123),
+            partition,
+            offset,
+            Some(headers),
+        )
+    }
+
+    #[test]
+    fn groups_records_by_topic_partition_and_round_trips_bytes() {
+        let event = kafka_event(
+            [
+                record_json(&message(0, 5, b"{\"a\":1}")),
+                record_json(&message(2, 9, b"x")),
+                record_json(&message(0, 6, b"y")),
+            ],
+            "arn:aws:kafka:local",
+            "127.0.0.1:9092",
+        );
+        assert_eq!(event.records["question.request-0"].len(), 2);
+        assert_eq!(event.records["question.request-2"].len(), 1);
+        let first = &event.records["question.request-0"][0];
+        assert_eq!(first.offset, 5);
+        assert_eq!(record_value(first).unwrap().unwrap(), b"{\"a\":1}");
+        assert_eq!(record_key(first).unwrap().unwrap(), b"req-1");
+        assert_eq!(
+            record_headers(first),
+            vec![("eventType".to_string(), vec![0xff, b'a'])]
+        );
+        // Headers travel as signed bytes, exactly as the MSK trigger sends them.
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json["records"]["question.request-0"][0]["headers"][0]["eventType"],
+            json!([-1, 97])
+        );
+    }
+
+    #[test]
+    fn reports_bad_base64_as_an_error() {
+        let mut event = kafka_event([record_json(&message(0, 1, b"v"))], "arn", "b");
+        let record = event
+            .records
+            .get_mut("question.request-0")
+            .unwrap()
+            .get_mut(0)
+            .unwrap();
+        record.value = Some("not base64!".into());
+        assert!(matches!(
+            record_value(record),
+            Err(RecordError::Base64 { field: "value", .. })
+        ));
+    }
+}

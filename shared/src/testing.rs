@@ -1,0 +1,391 @@
+//! Test doubles and harnesses (feature `test-util`): a recording publisher, brokers that speak
+//! the real Kafka protocol over TCP, and an HTTP stand-in for Gemini.
+//!
+//! Fakes are only for the edges tests cannot reach: the publisher fake is for handler tests that
+//! are about HTTP or batch shapes; everything about Kafka itself runs against [`MockBroker`]
+//! (librdkafka's mock cluster, in-process) or [`TansuBroker`] (an independent broker process).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use wiremock::matchers::{header_exists, method, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::events::{Difficulty, Question, QuestionType};
+use crate::kafka::{Delivered, EventPublisher, OutboundRecord, PublishError, TopicSpec, ensure_topics};
+
+/// The three topics of the service with the partition counts the tests use.
+pub const SERVICE_TOPICS: [(&str, i32); 3] = [
+    ("question.request", 3),
+    ("question.response", 3),
+    ("question.request.dlq", 1),
+];
+
+/// A record captured by [`RecordingPublisher`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedRecord {
+    /// Destination topic.
+    pub topic: String,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes.
+    pub payload: Option<Vec<u8>>,
+    /// Headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl PublishedRecord {
+    /// The value parsed as JSON (`Null` when absent or not JSON).
+    pub fn json(&self) -> Value {
+        self.payload
+            .as_deref()
+            .and_then(|p| serde_json::from_slice(p).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// The key as text.
+    pub fn key_str(&self) -> Option<&str> {
+        self.key.as_deref().and_then(|k| std::str::from_utf8(k).ok())
+    }
+
+    /// The first header called `name`, as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+}
+
+/// An [`EventPublisher`] that records what it is given, or fails every call when built with
+/// [`RecordingPublisher::failing`].
+#[derive(Debug, Default)]
+pub struct RecordingPublisher {
+    records: Mutex<Vec<PublishedRecord>>,
+    fail: bool,
+}
+
+impl RecordingPublisher {
+    /// A publisher that accepts everything.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A publisher whose every call fails, as an unreachable broker would.
+    pub fn failing() -> Self {
+        RecordingPublisher {
+            records: Mutex::new(Vec::new()),
+            fail: true,
+        }
+    }
+
+    /// Everything published so far, in order.
+    pub fn records(&self) -> Vec<PublishedRecord> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Everything published to `topic`, in order.
+    pub fn on_topic(&self, topic: &str) -> Vec<PublishedRecord> {
+        self.records().into_iter().filter(|r| r.topic == topic).collect()
+    }
+}
+
+impl EventPublisher for RecordingPublisher {
+    async fn publish(&self, record: OutboundRecord<'_>) -> Result<Delivered, PublishError> {
+        if self.fail {
+            return Err(PublishError::Injected(format!("topic {}", record.topic)));
+        }
+        let mut records = self
+            .records
+            .lock()
+            .map_err(|_| PublishError::Injected("poisoned".into()))?;
+        records.push(PublishedRecord {
+            topic: record.topic.to_owned(),
+            key: record.key.map(<[u8]>::to_vec),
+            payload: record.payload.map(<[u8]>::to_vec),
+            headers: record
+                .headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .collect(),
+        });
+        Ok(Delivered {
+            partition: 0,
+            offset: records.len() as i64 - 1,
+        })
+    }
+}
+
+/// librdkafka's mock cluster: a Kafka-protocol broker in this process, on a real TCP port.
+/// Fast to start; supports groups and commits, not CreateTopics (topics are made here).
+pub struct MockBroker {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+impl MockBroker {
+    /// Starts a one-broker cluster with `topics` (name, partitions).
+    pub fn start(topics: &[(&str, i32)]) -> Self {
+        let cluster = MockCluster::new(1).expect("start librdkafka mock cluster");
+        for (name, partitions) in topics {
+            cluster
+                .create_topic(name, *partitions, 1)
+                .expect("create mock topic");
+        }
+        MockBroker { cluster }
+    }
+
+    /// Starts one with the service's topics.
+    pub fn with_service_topics() -> Self {
+        Self::start(&SERVICE_TOPICS)
+    }
+
+    /// `host:port` of the broker.
+    pub fn bootstrap_servers(&self) -> String {
+        self.cluster.bootstrap_servers()
+    }
+}
+
+/// A tansu broker process (an independent Kafka-protocol implementation) with SQLite storage in
+/// a temporary directory, on a free loopback port. Killed on drop.
+///
+/// The binary is `$TANSU_BIN`, else `tansu` on the `PATH`; `scripts/test` installs it when
+/// missing. Tests that need it fail, loudly, when it is absent: they are never skipped.
+pub struct TansuBroker {
+    child: Child,
+    bootstrap: String,
+    _data: tempfile::TempDir,
+}
+
+impl TansuBroker {
+    /// Starts the broker and creates `topics` (name, partitions) through the admin API.
+    pub async fn start(topics: &[(&str, i32)]) -> Self {
+        let binary = std::env::var_os("TANSU_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("tansu"));
+        let data = tempfile::tempdir().expect("temporary directory for tansu");
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let storage = format!("sqlite://{}", data.path().join("tansu.db").display());
+        let child = Command::new(&binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", &storage])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start tansu ({}): {e}. Run scripts/test, which installs it, or set TANSU_BIN",
+                    binary.display()
+                )
+            });
+        let broker = TansuBroker {
+            child,
+            bootstrap: format!("127.0.0.1:{port}"),
+            _data: data,
+        };
+        wait_for_port(port, Duration::from_secs(20)).await;
+        let specs: Vec<TopicSpec> = topics
+            .iter()
+            .map(|(name, partitions)| TopicSpec::new(name, *partitions))
+            .collect();
+        let mut admin = ClientConfig::new();
+        admin.set("bootstrap.servers", &broker.bootstrap);
+        ensure_topics(&admin, &specs)
+            .await
+            .expect("create topics on tansu");
+        broker
+    }
+
+    /// Starts one with the service's topics.
+    pub async fn with_service_topics() -> Self {
+        Self::start(&SERVICE_TOPICS).await
+    }
+
+    /// `host:port` of the broker.
+    pub fn bootstrap_servers(&self) -> String {
+        self.bootstrap.clone()
+    }
+}
+
+impl Drop for TansuBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+async fn wait_for_port(port: u16, limit: Duration) {
+    let start = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(
+            start.elapsed() < limit,
+            "broker did not listen on port {port} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads `topic` from the beginning of every partition, without a consumer group, until
+/// `expected` records arrived or `limit` passed; returns what arrived, in arrival order.
+pub async fn read_topic(bootstrap: &str, topic: &str, expected: usize, limit: Duration) -> Vec<OwnedMessage> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "qgen-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create reader");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("topic metadata");
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        assignment
+            .add_partition_offset(topic, partition.id(), Offset::Beginning)
+            .expect("assign partition");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    while out.len() < expected {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, consumer.recv()).await {
+            Ok(Ok(message)) => out.push(message.detach()),
+            Ok(Err(e)) => panic!("reading {topic}: {e}"),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// The value of a Kafka message parsed as JSON (`Null` when absent or not JSON).
+pub fn message_json(message: &OwnedMessage) -> Value {
+    message
+        .payload()
+        .and_then(|p| serde_json::from_slice(p).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The first header called `name` of a Kafka message, as text.
+pub fn message_header(message: &OwnedMessage, name: &str) -> Option<String> {
+    message.headers().and_then(|headers| {
+        headers
+            .iter()
+            .find(|h| h.key == name)
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    })
+}
+
+/// Well-formed questions for a topic, as a model would return them.
+pub fn sample_questions(topic: &str, n: usize, difficulty: Difficulty) -> Vec<Question> {
+    (1..=n)
+        .map(|i| Question {
+            question: format!("Question {i} about {topic}?"),
+            kind: QuestionType::MultipleChoice,
+            options: vec![format!("Answer {i}"), "Something else".into(), "Neither".into()],
+            correct_answer: format!("Answer {i}"),
+            explanation: format!("Answer {i} is what the material on {topic} says."),
+            difficulty,
+        })
+        .collect()
+}
+
+/// A `generateContent` reply whose text is `text`, finishing with `finish_reason`.
+pub fn gemini_reply(text: &str, finish_reason: &str) -> Value {
+    json!({
+        "candidates": [{
+            "content": {"role": "model", "parts": [{"text": text}]},
+            "finishReason": finish_reason,
+            "index": 0
+        }],
+        "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 480, "totalTokenCount": 600},
+        "modelVersion": "stand-in"
+    })
+}
+
+/// Answers a `generateContent` call with exactly the questions it asks for. It reads the
+/// request data from the last part of the last content, which the generator's client sends as
+/// JSON (`topic`, `num_questions`, `difficulty`), as a careful model would.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnswersAsAsked;
+
+impl Respond for AnswersAsAsked {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let data: Value = body["contents"]
+            .as_array()
+            .and_then(|c| c.last())
+            .and_then(|c| c["parts"].as_array())
+            .and_then(|p| p.last())
+            .and_then(|p| p["text"].as_str())
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(Value::Null);
+        let topic = data["topic"].as_str().unwrap_or("the topic");
+        let n = data["num_questions"].as_u64().unwrap_or(3) as usize;
+        let difficulty = data["difficulty"]
+            .as_str()
+            .and_then(Difficulty::parse)
+            .unwrap_or_default();
+        let text = json!({ "questions": sample_questions(topic, n, difficulty) }).to_string();
+        ResponseTemplate::new(200).set_body_json(gemini_reply(&text, "STOP"))
+    }
+}
+
+/// An HTTP server on loopback that answers like Gemini's `generateContent`.
+pub struct GeminiStandIn {
+    server: MockServer,
+}
+
+impl GeminiStandIn {
+    /// A stand-in that answers every well-formed call (right path, API key header present)
+    /// with `responder`; anything else gets wiremock's 404.
+    pub async fn start(responder: impl Respond + 'static) -> Self {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/v1beta/models/[^/:]+:generateContent$"))
+            .and(header_exists("x-goog-api-key"))
+            .respond_with(responder)
+            .mount(&server)
+            .await;
+        GeminiStandIn { server }
+    }
+
+    /// A stand-in that always returns the questions asked for.
+    pub async fn answering() -> Self {
+        Self::start(AnswersAsAsked).await
+    }
+
+    /// The base URL to configure as `GEMINI_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        self.server.uri()
+    }
+
+    /// The calls received so far.
+    pub async fn calls(&self) -> Vec<Request> {
+        self.server.received_requests().await.unwrap_or_default()
+    }
+}

@@ -1,0 +1,536 @@
+//! Request validation (DESIGN.md, "Request validation") and the checks on model output.
+//!
+//! The API validates the HTTP body and the generator validates `eventData` with the same code,
+//! so a request the API accepts is never rejected downstream, and a request that reached the
+//! topic some other way is held to the same rules. Pure: no I/O.
+
+use std::collections::HashSet;
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+
+use crate::events::{Difficulty, GenerationRequest, Question};
+
+/// Largest accepted HTTP body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest `request_id`.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+/// Longest `topic`, after trimming.
+pub const MAX_TOPIC_CHARS: usize = 200;
+/// Default upper bound of `num_questions`.
+pub const DEFAULT_MAX_QUESTIONS: u32 = 20;
+/// Fewest and most options of a question.
+pub const OPTIONS_RANGE: std::ops::RangeInclusive<usize> = 2..=6;
+
+/// Limits that configuration may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Upper bound of `num_questions` (inclusive).
+    pub max_questions: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_questions: DEFAULT_MAX_QUESTIONS,
+        }
+    }
+}
+
+/// A request that breaks a rule, naming the field (or `body`) at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// Stable code: `invalid_json`, `missing_field` or `invalid_field`.
+    pub code: &'static str,
+    /// The field at fault, or `body` when the document itself is wrong.
+    pub field: String,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl ValidationError {
+    fn new(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError {
+            code,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::new("invalid_field", field, message)
+    }
+
+    fn missing(field: &str) -> Self {
+        Self::new("missing_field", field, format!("{field} is required"))
+    }
+}
+
+/// The request fields as they arrive, before any rule is applied. Each is kept as raw JSON so
+/// that a wrong type is reported against its field rather than as a generic parse error.
+/// Only a JSON object is accepted; unknown fields are skipped without being built, and a known
+/// field given twice is an error (a map would silently keep the last one).
+#[derive(Debug, Default)]
+pub struct RawRequest {
+    request_id: Option<Value>,
+    topic: Option<Value>,
+    num_questions: Option<Value>,
+    difficulty: Option<Value>,
+}
+
+impl<'de> Deserialize<'de> for RawRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+
+        impl<'de> Visitor<'de> for Fields {
+            type Value = RawRequest;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRequest, A::Error> {
+                let mut raw = RawRequest::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    let slot = match key.as_str() {
+                        "request_id" => &mut raw.request_id,
+                        "topic" => &mut raw.topic,
+                        "num_questions" => &mut raw.num_questions,
+                        "difficulty" => &mut raw.difficulty,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+                    }
+                    *slot = Some(map.next_value()?);
+                }
+                Ok(raw)
+            }
+        }
+
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+impl RawRequest {
+    /// The `request_id` if it is present and valid (the generator needs it to address a reply
+    /// even when another field is wrong).
+    pub fn valid_request_id(&self) -> Option<&str> {
+        match &self.request_id {
+            Some(Value::String(id)) if check_request_id(id).is_ok() => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// Parses and validates an HTTP body. A missing `request_id` is filled with a new UUID.
+pub fn parse_request_body(body: &[u8], limits: &Limits) -> Result<GenerationRequest, ValidationError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ValidationError::invalid(
+            "body",
+            format!("body is larger than {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    let raw: RawRequest = serde_json::from_slice(body).map_err(body_error)?;
+    validate(raw, limits)
+}
+
+/// Applies every rule to a parsed request, in field order, and reports the first broken one.
+pub fn validate(raw: RawRequest, limits: &Limits) -> Result<GenerationRequest, ValidationError> {
+    let request_id = match raw.request_id {
+        None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
+        Some(Value::String(id)) => {
+            check_request_id(&id)?;
+            id
+        }
+        Some(_) => {
+            return Err(ValidationError::invalid(
+                "request_id",
+                "request_id must be a string",
+            ));
+        }
+    };
+
+    let topic = match raw.topic {
+        None | Some(Value::Null) => return Err(ValidationError::missing("topic")),
+        Some(Value::String(topic)) => check_topic(&topic)?,
+        Some(_) => return Err(ValidationError::invalid("topic", "topic must be a string")),
+    };
+
+    let num_questions = match raw.num_questions {
+        None | Some(Value::Null) => return Err(ValidationError::missing("num_questions")),
+        Some(Value::Number(n)) => check_num_questions(&n, limits)?,
+        Some(_) => {
+            return Err(ValidationError::invalid(
+                "num_questions",
+                "num_questions must be an integer",
+            ));
+        }
+    };
+
+    let difficulty = match raw.difficulty {
+        None | Some(Value::Null) => Difficulty::default(),
+        Some(Value::String(d)) => Difficulty::parse(&d).ok_or_else(|| {
+            ValidationError::invalid("difficulty", "difficulty must be one of easy, medium, hard")
+        })?,
+        Some(_) => {
+            return Err(ValidationError::invalid(
+                "difficulty",
+                "difficulty must be one of easy, medium, hard",
+            ));
+        }
+    };
+
+    Ok(GenerationRequest {
+        request_id,
+        topic,
+        num_questions,
+        difficulty,
+    })
+}
+
+fn body_error(error: serde_json::Error) -> ValidationError {
+    let message = error.to_string();
+    // serde names the field in its own words: "duplicate field `topic` at line 1 column 9".
+    if let Some(field) = message
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        return ValidationError::invalid(field, format!("{field} appears more than once"));
+    }
+    if error.is_data() {
+        return ValidationError::new("invalid_json", "body", "body must be a JSON object");
+    }
+    ValidationError::new(
+        "invalid_json",
+        "body",
+        format!("body is not valid JSON: {message}"),
+    )
+}
+
+fn check_request_id(id: &str) -> Result<(), ValidationError> {
+    let valid_chars = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if id.is_empty() || id.len() > MAX_REQUEST_ID_CHARS || !valid_chars {
+        return Err(ValidationError::invalid(
+            "request_id",
+            format!("request_id must be 1-{MAX_REQUEST_ID_CHARS} characters of A-Z a-z 0-9 . _ : -"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_topic(topic: &str) -> Result<String, ValidationError> {
+    let topic = topic.trim();
+    if topic.is_empty() {
+        return Err(ValidationError::invalid("topic", "topic must not be empty"));
+    }
+    if topic.chars().count() > MAX_TOPIC_CHARS {
+        return Err(ValidationError::invalid(
+            "topic",
+            format!("topic must be at most {MAX_TOPIC_CHARS} characters"),
+        ));
+    }
+    if topic.chars().any(char::is_control) {
+        return Err(ValidationError::invalid(
+            "topic",
+            "topic must not contain control characters",
+        ));
+    }
+    Ok(topic.to_owned())
+}
+
+fn check_num_questions(n: &serde_json::Number, limits: &Limits) -> Result<u32, ValidationError> {
+    let range = format!(
+        "num_questions must be an integer from 1 to {}",
+        limits.max_questions
+    );
+    let Some(n) = n.as_u64() else {
+        // Negative, or not an integer (3.5, and also 3.0: JSON integers have no fraction).
+        return Err(ValidationError::invalid("num_questions", range));
+    };
+    match u32::try_from(n) {
+        Ok(n) if (1..=limits.max_questions).contains(&n) => Ok(n),
+        _ => Err(ValidationError::invalid("num_questions", range)),
+    }
+}
+
+/// Why a model's questions were rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputError {
+    /// Not the number that was asked for.
+    #[error("expected {expected} questions, got {got}")]
+    WrongCount {
+        /// Asked for.
+        expected: usize,
+        /// Received.
+        got: usize,
+    },
+    /// A question breaks a rule.
+    #[error("question {index}: {problem}")]
+    BadQuestion {
+        /// Zero-based position.
+        index: usize,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Checks a model's questions against the request: the count, non-empty text, 2–6 unique
+/// options, `correct_answer` among them, the requested difficulty, and no two questions alike.
+pub fn validate_questions(questions: &[Question], request: &GenerationRequest) -> Result<(), OutputError> {
+    let expected = request.num_questions as usize;
+    if questions.len() != expected {
+        return Err(OutputError::WrongCount {
+            expected,
+            got: questions.len(),
+        });
+    }
+    let mut seen = HashSet::with_capacity(questions.len());
+    for (index, q) in questions.iter().enumerate() {
+        let bad = |problem: &str| OutputError::BadQuestion {
+            index,
+            problem: problem.to_owned(),
+        };
+        if q.question.trim().is_empty() {
+            return Err(bad("empty question text"));
+        }
+        if !OPTIONS_RANGE.contains(&q.options.len()) {
+            return Err(bad("must have 2 to 6 options"));
+        }
+        if q.options.iter().any(|o| o.trim().is_empty()) {
+            return Err(bad("empty option"));
+        }
+        let unique: HashSet<String> = q.options.iter().map(|o| normalise(o)).collect();
+        if unique.len() != q.options.len() {
+            return Err(bad("options are not unique"));
+        }
+        if !q.options.iter().any(|o| o == &q.correct_answer) {
+            return Err(bad("correct_answer is not one of the options"));
+        }
+        if q.difficulty != request.difficulty {
+            return Err(bad("difficulty differs from the request"));
+        }
+        if !seen.insert(normalise(&q.question)) {
+            return Err(bad("duplicates an earlier question"));
+        }
+    }
+    Ok(())
+}
+
+/// Case- and whitespace-insensitive form used to compare texts.
+fn normalise(s: &str) -> String {
+    s.split_whitespace()
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::QuestionType;
+
+    fn parse(body: &str) -> Result<GenerationRequest, ValidationError> {
+        parse_request_body(body.as_bytes(), &Limits::default())
+    }
+
+    fn field_of(body: &str) -> String {
+        parse(body).expect_err("should be rejected").field
+    }
+
+    #[test]
+    fn accepts_the_readme_example() {
+        let r = parse(
+            r#"{"request_id":"test-123","topic":"Python Basics","num_questions":3,"difficulty":"easy"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.request_id, "test-123");
+        assert_eq!(r.topic, "Python Basics");
+        assert_eq!(r.num_questions, 3);
+        assert_eq!(r.difficulty, Difficulty::Easy);
+    }
+
+    #[test]
+    fn fills_request_id_and_difficulty_when_absent_and_trims_topic() {
+        let r = parse(r#"{"topic":"  Loops  ","num_questions":1}"#).unwrap();
+        assert!(uuid::Uuid::parse_str(&r.request_id).is_ok());
+        assert_eq!(r.topic, "Loops");
+        assert_eq!(r.difficulty, Difficulty::Medium);
+    }
+
+    #[test]
+    fn ignores_unknown_fields() {
+        assert!(parse(r#"{"topic":"x","num_questions":1,"extra":{"a":[1]}}"#).is_ok());
+    }
+
+    #[test]
+    fn names_the_field_at_fault() {
+        let cases = [
+            (r#"{"num_questions":1}"#, "topic"),
+            (r#"{"topic":"   ","num_questions":1}"#, "topic"),
+            (r#"{"topic":"a\u0007b","num_questions":1}"#, "topic"),
+            (r#"{"topic":7,"num_questions":1}"#, "topic"),
+            (r#"{"topic":"x"}"#, "num_questions"),
+            (r#"{"topic":"x","num_questions":0}"#, "num_questions"),
+            (r#"{"topic":"x","num_questions":21}"#, "num_questions"),
+            (r#"{"topic":"x","num_questions":-1}"#, "num_questions"),
+            (r#"{"topic":"x","num_questions":2.5}"#, "num_questions"),
+            (r#"{"topic":"x","num_questions":"3"}"#, "num_questions"),
+            (r#"{"topic":"x","num_questions":99999999999}"#, "num_questions"),
+            (
+                r#"{"topic":"x","num_questions":1,"difficulty":"Easy"}"#,
+                "difficulty",
+            ),
+            (r#"{"topic":"x","num_questions":1,"difficulty":1}"#, "difficulty"),
+            (r#"{"request_id":"","topic":"x","num_questions":1}"#, "request_id"),
+            (
+                r#"{"request_id":"a b","topic":"x","num_questions":1}"#,
+                "request_id",
+            ),
+            (r#"{"request_id":5,"topic":"x","num_questions":1}"#, "request_id"),
+            (r#"{"topic":"x","topic":"y","num_questions":1}"#, "topic"),
+            ("[1,2]", "body"),
+            ("\"text\"", "body"),
+            ("{", "body"),
+            ("", "body"),
+        ];
+        for (body, field) in cases {
+            assert_eq!(field_of(body), field, "body: {body}");
+        }
+    }
+
+    #[test]
+    fn topic_and_request_id_limits_are_inclusive() {
+        let ok_topic = "t".repeat(MAX_TOPIC_CHARS);
+        let long_topic = "t".repeat(MAX_TOPIC_CHARS + 1);
+        assert!(parse(&format!(r#"{{"topic":"{ok_topic}","num_questions":1}}"#)).is_ok());
+        assert_eq!(
+            field_of(&format!(r#"{{"topic":"{long_topic}","num_questions":1}}"#)),
+            "topic"
+        );
+        let ok_id = "a".repeat(MAX_REQUEST_ID_CHARS);
+        let long_id = "a".repeat(MAX_REQUEST_ID_CHARS + 1);
+        assert!(
+            parse(&format!(
+                r#"{{"request_id":"{ok_id}","topic":"x","num_questions":1}}"#
+            ))
+            .is_ok()
+        );
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"request_id":"{long_id}","topic":"x","num_questions":1}}"#
+            )),
+            "request_id"
+        );
+    }
+
+    #[test]
+    fn max_questions_is_configurable() {
+        let limits = Limits { max_questions: 5 };
+        let err = parse_request_body(br#"{"topic":"x","num_questions":6}"#, &limits).unwrap_err();
+        assert_eq!(err.field, "num_questions");
+        assert!(err.message.contains("1 to 5"), "{}", err.message);
+    }
+
+    #[test]
+    fn rejects_a_body_over_the_limit() {
+        let body = format!(
+            r#"{{"topic":"x","num_questions":1,"pad":"{}"}}"#,
+            "p".repeat(MAX_BODY_BYTES)
+        );
+        assert_eq!(field_of(&body), "body");
+    }
+
+    #[test]
+    fn deep_nesting_never_overflows_the_stack() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        // In a known field it is rejected (serde_json's recursion limit)...
+        assert_eq!(
+            field_of(&format!(r#"{{"topic":{deep},"num_questions":1}}"#)),
+            "body"
+        );
+        // ...and in an unknown one it is skipped without being built.
+        assert!(parse(&format!(r#"{{"topic":"x","num_questions":1,"deep":{deep}}}"#)).is_ok());
+    }
+
+    fn request(n: u32) -> GenerationRequest {
+        GenerationRequest {
+            request_id: "r".into(),
+            topic: "t".into(),
+            num_questions: n,
+            difficulty: Difficulty::Easy,
+        }
+    }
+
+    fn question(text: &str) -> Question {
+        Question {
+            question: text.into(),
+            kind: QuestionType::MultipleChoice,
+            options: vec!["a".into(), "b".into(), "c".into()],
+            correct_answer: "b".into(),
+            explanation: "because".into(),
+            difficulty: Difficulty::Easy,
+        }
+    }
+
+    #[test]
+    fn accepts_good_questions() {
+        assert_eq!(
+            validate_questions(&[question("one?"), question("two?")], &request(2)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn rejects_each_kind_of_bad_question() {
+        let mut wrong_answer = question("q?");
+        wrong_answer.correct_answer = "z".into();
+        let mut one_option = question("q?");
+        one_option.options.truncate(1);
+        let mut seven_options = question("q?");
+        seven_options.options = (0..7).map(|i| i.to_string()).collect();
+        let mut repeated_option = question("q?");
+        repeated_option.options = vec!["a".into(), " A ".into(), "b".into()];
+        let mut blank = question("q?");
+        blank.question = "  ".into();
+        let mut other_difficulty = question("q?");
+        other_difficulty.difficulty = Difficulty::Hard;
+        for bad in [
+            wrong_answer,
+            one_option,
+            seven_options,
+            repeated_option,
+            blank,
+            other_difficulty,
+        ] {
+            assert!(
+                matches!(
+                    validate_questions(&[bad.clone()], &request(1)),
+                    Err(OutputError::BadQuestion { index: 0, .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_wrong_count_and_duplicates() {
+        assert_eq!(
+            validate_questions(&[question("a?")], &request(2)),
+            Err(OutputError::WrongCount { expected: 2, got: 1 })
+        );
+        assert!(matches!(
+            validate_questions(&[question("Same?"), question("same? ")], &request(2)),
+            Err(OutputError::BadQuestion { index: 1, .. })
+        ));
+    }
+}
