@@ -174,7 +174,6 @@ impl TansuBroker {
         let data = tempfile::tempdir().expect("temporary directory for tansu");
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
-        let storage = format!("sqlite://{}", data.path().join("tansu.db").display());
         let child = Command::new(&binary)
             .args([
                 "broker",
@@ -183,10 +182,12 @@ impl TansuBroker {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", &storage])
+            // tansu puts the SQLite file at its working directory + the URL's host and path.
+            .current_dir(data.path())
+            .args(["--storage-engine", "sqlite://tansu.db"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log_file(data.path()))
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
@@ -194,12 +195,12 @@ impl TansuBroker {
                     binary.display()
                 )
             });
-        let broker = TansuBroker {
+        let mut broker = TansuBroker {
             child,
             bootstrap: format!("127.0.0.1:{port}"),
             _data: data,
         };
-        wait_for_port(port, Duration::from_secs(20)).await;
+        broker.wait_until_listening(port, Duration::from_secs(20)).await;
         let specs: Vec<TopicSpec> = topics
             .iter()
             .map(|(name, partitions)| TopicSpec::new(name, *partitions))
@@ -215,6 +216,21 @@ impl TansuBroker {
     /// Starts one with the service's topics.
     pub async fn with_service_topics() -> Self {
         Self::start(&SERVICE_TOPICS).await
+    }
+
+    async fn wait_until_listening(&mut self, port: u16, limit: Duration) {
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = std::fs::read_to_string(self._data.path().join("tansu.log")).unwrap_or_default();
+                panic!("tansu exited with {status} before listening:\n{log}");
+            }
+            assert!(
+                start.elapsed() < limit,
+                "tansu did not listen on port {port} within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// `host:port` of the broker.
@@ -238,15 +254,8 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
-async fn wait_for_port(port: u16, limit: Duration) {
-    let start = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(
-            start.elapsed() < limit,
-            "broker did not listen on port {port} within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+fn log_file(dir: &std::path::Path) -> Stdio {
+    std::fs::File::create(dir.join("tansu.log")).map_or_else(|_| Stdio::null(), Stdio::from)
 }
 
 /// Reads `topic` from the beginning of every partition, without a consumer group, until
@@ -387,5 +396,65 @@ impl GeminiStandIn {
     /// The calls received so far.
     pub async fn calls(&self) -> Vec<Request> {
         self.server.received_requests().await.unwrap_or_default()
+    }
+}
+
+/// A moto server process: real AWS APIs (Secrets Manager, DynamoDB, …) on a loopback port, so
+/// tests drive the real SDK over HTTP. Started with `python3 -m moto.server`; killed on drop.
+pub struct MotoServer {
+    child: Child,
+    endpoint: String,
+}
+
+impl MotoServer {
+    /// Starts the server and waits until it answers.
+    pub async fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto (pip install 'moto[server]'; scripts/test does it)");
+        let mut server = MotoServer {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("moto exited with {status}: is moto[server] installed?");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "moto did not listen within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    /// The endpoint URL (`http://127.0.0.1:PORT`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// A Secrets Manager client for this server, with dummy credentials.
+    pub fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
+        use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -514,7 +514,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    validate_questions(&[bad.clone()], &request(1)),
+                    validate_questions(std::slice::from_ref(&bad), &request(1)),
                     Err(OutputError::BadQuestion { index: 0, .. })
                 ),
                 "{bad:?}"

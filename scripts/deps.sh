@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# Installs what the project needs, each thing only when it is missing, so reruns cost nothing.
+# Sourced by scripts/test, scripts/local and .ci/run; every function is safe to call twice.
+
+QGEN_CACHE="${QGEN_CACHE:-$HOME/.cache/qgen}"
+TANSU_VERSION="0.6.0"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ -z "${QGEN_APT_UPDATED:-}" ]; then
+    $sudo apt-get update -qq >&2
+    export QGEN_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
+}
+
+# librdkafka is built from source with cmake (rdkafka's cmake-build feature).
+ensure_cmake() {
+  command -v cmake >/dev/null 2>&1 && return
+  log "installing cmake (builds librdkafka)"
+  apt_install cmake
+}
+
+# tansu: an independent Kafka-protocol broker the tests run against (SQLite storage).
+# Compiling it takes ~16 minutes once; it is cached under $QGEN_CACHE/tools.
+ensure_tansu() {
+  local root="$QGEN_CACHE/tools"
+  if [ -z "${TANSU_BIN:-}" ]; then
+    if [ -x "$root/bin/tansu" ]; then
+      TANSU_BIN="$root/bin/tansu"
+    elif command -v tansu >/dev/null 2>&1; then
+      TANSU_BIN="$(command -v tansu)"
+    else
+      log "installing tansu $TANSU_VERSION into $root (about 16 minutes, once)"
+      cargo install tansu --version "$TANSU_VERSION" --locked --features libsql --root "$root" >&2
+      TANSU_BIN="$root/bin/tansu"
+    fi
+  fi
+  export TANSU_BIN
+}
+
+# Python tools the tests drive: moto (a local AWS endpoint).
+ensure_python_tools() {
+  python3 -c 'import moto.server, flask' >/dev/null 2>&1 && return
+  log "installing moto[server] (local AWS endpoint for tests)"
+  python3 -m pip install --quiet "moto[server]>=5,<6" >&2
+}
