@@ -42,9 +42,10 @@ ensure_tansu() {
   export TANSU_BIN
 }
 
-# Python tools the tests drive: moto (a local AWS endpoint).
+# Python tools the tests drive: moto (a local AWS endpoint) and confluent-kafka (an independent
+# Kafka client; its wheel carries a current librdkafka, unlike Debian's kcat).
 ensure_python_tools() {
-  python3 -c 'import moto.server, flask' >/dev/null 2>&1 && return
-  log "installing moto[server] (local AWS endpoint for tests)"
-  python3 -m pip install --quiet "moto[server]>=5,<6" >&2
+  python3 -c 'import moto.server, flask, confluent_kafka' >/dev/null 2>&1 && return
+  log "installing moto[server] and confluent-kafka (test tools)"
+  python3 -m pip install --quiet --disable-pip-version-check "moto[server]>=5,<6" "confluent-kafka>=2.6,<3" >&2
 }

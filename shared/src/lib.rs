@@ -11,8 +11,9 @@
 //!   the questions a model returns.
 //! - [`config`]: configuration read from the environment through a lookup closure.
 //! - [`kafka`]: the [`kafka::EventPublisher`] port and its rdkafka implementation.
-//! - [`secrets`]: Secrets Manager reads, cached per execution environment.
 //! - [`msk`]: building Lambda `KafkaEvent` batches from Kafka messages, as the MSK trigger does.
+//! - [`offline`]: placeholder questions written without a model (local stack, stand-ins).
+//! - [`secrets`]: Secrets Manager reads, cached per execution environment.
 //! - `testing` (feature `test-util`): fakes and harnesses for tests — a recording publisher, an
 //!   in-process broker, a tansu broker process and a Gemini stand-in.
 
@@ -20,6 +21,7 @@ pub mod config;
 pub mod events;
 pub mod kafka;
 pub mod msk;
+pub mod offline;
 pub mod secrets;
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header_exists, method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::events::{Difficulty, Question, QuestionType};
+use crate::events::Difficulty;
 use crate::kafka::{Delivered, EventPublisher, OutboundRecord, PublishError, TopicSpec, ensure_topics};
 
 /// The three topics of the service with the partition counts the tests use.
@@ -310,18 +310,7 @@ pub fn message_header(message: &OwnedMessage, name: &str) -> Option<String> {
 }
 
 /// Well-formed questions for a topic, as a model would return them.
-pub fn sample_questions(topic: &str, n: usize, difficulty: Difficulty) -> Vec<Question> {
-    (1..=n)
-        .map(|i| Question {
-            question: format!("Question {i} about {topic}?"),
-            kind: QuestionType::MultipleChoice,
-            options: vec![format!("Answer {i}"), "Something else".into(), "Neither".into()],
-            correct_answer: format!("Answer {i}"),
-            explanation: format!("Answer {i} is what the material on {topic} says."),
-            difficulty,
-        })
-        .collect()
-}
+pub use crate::offline::questions as sample_questions;
 
 /// A `generateContent` reply whose text is `text`, finishing with `finish_reason`.
 pub fn gemini_reply(text: &str, finish_reason: &str) -> Value {

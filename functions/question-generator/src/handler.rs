@@ -200,7 +200,16 @@ impl<S: QuestionSource, P: EventPublisher> Generator<S, P> {
 
     async fn publish_response(&self, response: &ResponseEvent) -> Result<Outcome, PublishError> {
         let data = &response.event_data;
-        publish_event(&self.publisher, &self.response_topic, &data.request_id, response).await?;
+        let delivered =
+            publish_event(&self.publisher, &self.response_topic, &data.request_id, response).await?;
+        tracing::info!(
+            request_id = %data.request_id,
+            event_id = %response.event_id,
+            status = ?data.status,
+            partition = delivered.partition,
+            offset = delivered.offset,
+            "response published"
+        );
         Ok(match data.error {
             None => Outcome::Completed,
             Some(_) => Outcome::Failed,

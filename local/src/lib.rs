@@ -1,0 +1,23 @@
+//! `qgen-local`: the whole pipeline on one machine, with no AWS account and no Docker.
+//!
+//! `up` starts a Kafka broker (librdkafka's mock cluster in-process, or the broker named by
+//! `KAFKA_BOOTSTRAP_SERVERS`), serves the question-api handler over HTTP, and runs an emulator
+//! of Lambda's MSK event-source mapping that feeds real `KafkaEvent` batches to the generator —
+//! in-process, or through the Lambda Invoke API of `cargo lambda watch`. Questions come from
+//! Gemini when `GOOGLE_API_KEY` is set, otherwise from an offline source that says so.
+//!
+//! # Layout
+//!
+//! - [`broker`]: the embedded or external broker, and the service's topics on it.
+//! - [`http`]: the API handler served over HTTP/1.1 with hyper.
+//! - [`esm`]: the event-source-mapping emulator (batching, retries, commits).
+//! - [`source`]: the offline question source and the choice between it and Gemini.
+//! - [`client`]: the `send`, `tail` and `demo` commands.
+//! - [`stack`]: `up`, putting the pieces together.
+
+pub mod broker;
+pub mod client;
+pub mod esm;
+pub mod http;
+pub mod source;
+pub mod stack;
