@@ -49,3 +49,10 @@ ensure_python_tools() {
   log "installing moto[server] and confluent-kafka (test tools)"
   python3 -m pip install --quiet --disable-pip-version-check "moto[server]>=5,<6" "confluent-kafka>=2.6,<3" >&2
 }
+
+# schemathesis: property-based API testing against the OpenAPI document.
+ensure_schemathesis() {
+  python3 -c 'import schemathesis.cli' >/dev/null 2>&1 && return
+  log "installing schemathesis"
+  python3 -m pip install --quiet --disable-pip-version-check "schemathesis>=4,<5" >&2
+}

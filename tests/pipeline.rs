@@ -10,7 +10,9 @@ use std::time::Duration;
 use qgen::config::{ApiConfig, GeneratorConfig, Secret};
 use qgen::kafka::KafkaPublisher;
 use qgen::msk::{kafka_event, record_json};
-use qgen::testing::{GeminiStandIn, MockBroker, TansuBroker, message_header, message_json, read_topic};
+use qgen::testing::{
+    GeminiStandIn, MockBroker, TansuBroker, assert_matches_schema, message_header, message_json, read_topic,
+};
 use question_api::Api;
 use question_generator::gemini::GeminiClient;
 use question_generator::handler::Generator;
@@ -55,6 +57,7 @@ async fn run_pipeline(bootstrap: &str) {
     let requests = read_topic(bootstrap, "question.request", 1, Duration::from_secs(20)).await;
     assert_eq!(requests.len(), 1, "request record not found");
     let envelope = message_json(&requests[0]);
+    assert_matches_schema("request-event.schema.json", &envelope);
     assert_eq!(envelope["eventId"], accepted["event_id"]);
     assert_eq!(envelope["eventType"], "question.generation.request");
     assert_eq!(envelope["userId"], "content-service");
@@ -78,6 +81,7 @@ async fn run_pipeline(bootstrap: &str) {
     let responses = read_topic(bootstrap, "question.response", 1, Duration::from_secs(20)).await;
     assert_eq!(responses.len(), 1, "response record not found");
     let response = message_json(&responses[0]);
+    assert_matches_schema("response-event.schema.json", &response);
     assert_eq!(rdkafka::Message::key(&responses[0]), Some(&b"req-1"[..]));
     assert_eq!(
         message_header(&responses[0], "eventId").as_deref(),

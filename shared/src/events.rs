@@ -78,10 +78,14 @@ impl Difficulty {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GenerationRequest {
     /// Caller-chosen or generated id; the Kafka key of both the request and its response.
+    #[schemars(length(min = 1, max = 128), pattern(crate::validation::REQUEST_ID_PATTERN))]
     pub request_id: String,
     /// What the questions are about (trimmed).
+    #[schemars(length(min = 1, max = 200), pattern(crate::validation::TOPIC_PATTERN))]
     pub topic: String,
-    /// How many questions to generate.
+    /// How many questions to generate (at most the deployment's `MAX_QUESTIONS_PER_REQUEST`, 20
+    /// by default).
+    #[schemars(range(min = 1, max = 20))]
     pub num_questions: u32,
     /// How hard they should be.
     pub difficulty: Difficulty,

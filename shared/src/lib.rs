@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //!
+//! - [`api`]: the HTTP bodies of the API (request as documented, 202, errors).
+//! - [`contracts`]: JSON Schema, OpenAPI and AsyncAPI documents generated from these types.
 //! - [`events`]: the request and response envelopes exactly as they travel on the topics.
 //! - [`validation`]: request validation (shared by the API and the generator) and the checks on
 //!   the questions a model returns.
@@ -17,7 +19,9 @@
 //! - `testing` (feature `test-util`): fakes and harnesses for tests — a recording publisher, an
 //!   in-process broker, a tansu broker process and a Gemini stand-in.
 
+pub mod api;
 pub mod config;
+pub mod contracts;
 pub mod events;
 pub mod kafka;
 pub mod msk;

@@ -22,6 +22,10 @@ pub const MAX_REQUEST_ID_CHARS: usize = 128;
 pub const MAX_TOPIC_CHARS: usize = 200;
 /// Default upper bound of `num_questions`.
 pub const DEFAULT_MAX_QUESTIONS: u32 = 20;
+/// `request_id` as a JSON Schema pattern (with length 1–128).
+pub const REQUEST_ID_PATTERN: &str = r"^[A-Za-z0-9._:-]+$";
+/// `topic` as a JSON Schema pattern (with length 1–200): not all blank, no control characters.
+pub const TOPIC_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
 /// Fewest and most options of a question.
 pub const OPTIONS_RANGE: std::ops::RangeInclusive<usize> = 2..=6;
 

@@ -7,14 +7,15 @@
 
 use http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
+use qgen::api::{Accepted, AcceptedStatus, ErrorResponse};
 use qgen::config::ApiConfig;
 use qgen::events::RequestEvent;
 use qgen::kafka::{EventPublisher, publish_event};
 use qgen::validation::{Limits, MAX_BODY_BYTES, ValidationError, parse_request_body};
-use serde_json::json;
+use serde::Serialize;
 
 /// The one route this function serves.
-pub const ROUTE: &str = "/llm/questions/generate-for-content-service";
+pub use qgen::api::ROUTE;
 
 /// The API function: a publisher built once per execution environment, plus its settings.
 pub struct Api<P> {
@@ -91,7 +92,11 @@ impl<P: EventPublisher> Api<P> {
                 );
                 respond(
                     StatusCode::ACCEPTED,
-                    &json!({"status": "accepted", "request_id": request_id, "event_id": event.event_id}),
+                    &Accepted {
+                        status: AcceptedStatus::Accepted,
+                        request_id: request_id.clone(),
+                        event_id: event.event_id.clone(),
+                    },
                 )
             }
             Err(e) => {
@@ -116,15 +121,13 @@ fn is_json(content_type: Option<&HeaderValue>) -> bool {
 }
 
 fn error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Response<Body> {
-    let mut body = json!({"code": code, "message": message});
-    if let Some(field) = field {
-        body["field"] = json!(field);
-    }
-    respond(status, &json!({ "error": body }))
+    respond(status, &ErrorResponse::new(code, message, field))
 }
 
-fn respond(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body.to_string()));
+fn respond(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    // These bodies are plain structs of strings: serializing them cannot fail.
+    let text = serde_json::to_string(body).unwrap_or_default();
+    let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
     response
         .headers_mut()

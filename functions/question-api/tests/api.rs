@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use lambda_http::{Body, Request, Response};
 use qgen::config::ApiConfig;
 use qgen::kafka::KafkaPublisher;
-use qgen::testing::{MockBroker, RecordingPublisher, free_port, message_header, message_json, read_topic};
+use qgen::testing::{
+    MockBroker, RecordingPublisher, assert_matches_schema, free_port, message_header, message_json,
+    read_topic,
+};
 use question_api::Api;
 use serde_json::{Value, json};
 
@@ -41,8 +44,16 @@ fn v2_with_body(body: &str) -> Request {
     request(&event.to_string())
 }
 
+/// The response's JSON body, checked against the documented schema for its status.
 fn body_json(response: &Response<Body>) -> Value {
-    serde_json::from_slice(response.body().as_ref()).expect("JSON body")
+    let body = serde_json::from_slice(response.body().as_ref()).expect("JSON body");
+    let schema = if response.status() == 202 {
+        "http-accepted.schema.json"
+    } else {
+        "http-error.schema.json"
+    };
+    assert_matches_schema(schema, &body);
+    body
 }
 
 async fn handle(publisher: &RecordingPublisher, request: Request) -> Response<Body> {
@@ -74,6 +85,7 @@ async fn accepts_each_kind_of_gateway_event_and_publishes_the_contract_envelope(
         assert_eq!(record.header("eventType"), Some("question.generation.request"));
         assert_eq!(record.header("content-type"), Some("application/json"));
         let event = record.json();
+        assert_matches_schema("request-event.schema.json", &event);
         assert_eq!(record.header("eventId"), event["eventId"].as_str());
         assert_eq!(body["event_id"], event["eventId"]);
         assert_eq!(event["eventType"], "question.generation.request");

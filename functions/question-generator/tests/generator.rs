@@ -12,8 +12,8 @@ use qgen::events::{Difficulty, GenerationRequest, Question, RequestEvent, respon
 use qgen::kafka::KafkaPublisher;
 use qgen::msk::{kafka_event, record_json};
 use qgen::testing::{
-    GeminiStandIn, MockBroker, PublishedRecord, RecordingPublisher, message_header, message_json, read_topic,
-    sample_questions,
+    GeminiStandIn, MockBroker, PublishedRecord, RecordingPublisher, assert_matches_schema, message_header,
+    message_json, read_topic, sample_questions,
 };
 use question_generator::gemini::GeminiClient;
 use question_generator::handler::{BatchReport, Generator};
@@ -49,11 +49,12 @@ fn later() -> Instant {
     Instant::now() + Duration::from_secs(60)
 }
 
-/// The response records, by request_id.
+/// The response records, by request_id; each checked against the documented schema.
 fn responses(publisher: &RecordingPublisher) -> HashMap<String, PublishedRecord> {
     publisher
         .on_topic("question.response")
         .into_iter()
+        .inspect(|r| assert_matches_schema("response-event.schema.json", &r.json()))
         .map(|r| (r.key_str().unwrap().to_owned(), r))
         .collect()
 }
