@@ -179,7 +179,7 @@ impl<I: Invoker> Emulator<I> {
     /// (and is committed) first; a batch being retried is left uncommitted for the next run.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), EsmError> {
         loop {
-            let Some(batch) = self.next_batch(&shutdown).await? else {
+            let Some(batch) = self.next_batch(&shutdown).await else {
                 return Ok(());
             };
             if !self.invoke_until_success(&batch, &shutdown).await {
@@ -190,20 +190,33 @@ impl<I: Invoker> Emulator<I> {
     }
 
     /// Waits for a first record, then gathers more until the batch is full or the window closes.
-    async fn next_batch(&self, shutdown: &CancellationToken) -> Result<Option<Vec<OwnedMessage>>, EsmError> {
-        let first = tokio::select! {
-            message = self.consumer.recv() => message?.detach(),
-            () = shutdown.cancelled() => return Ok(None),
+    /// Consumer errors (a broker restarting, a connection dropped) are logged and waited out:
+    /// librdkafka reconnects by itself, and the mapping must outlive a broker outage.
+    async fn next_batch(&self, shutdown: &CancellationToken) -> Option<Vec<OwnedMessage>> {
+        let first = loop {
+            tokio::select! {
+                message = self.consumer.recv() => match message {
+                    Ok(message) => break message.detach(),
+                    Err(e) => self.consumer_error(&e).await,
+                },
+                () = shutdown.cancelled() => return None,
+            }
         };
         let window_closes = Instant::now() + self.config.batching_window;
         let mut batch = vec![first];
         while batch.len() < self.config.batch_size {
             match tokio::time::timeout_at(window_closes, self.consumer.recv()).await {
-                Ok(message) => batch.push(message?.detach()),
+                Ok(Ok(message)) => batch.push(message.detach()),
+                Ok(Err(e)) => self.consumer_error(&e).await,
                 Err(_window_closed) => break,
             }
         }
-        Ok(Some(batch))
+        Some(batch)
+    }
+
+    async fn consumer_error(&self, error: &KafkaError) {
+        tracing::warn!(error = %error, "consumer error; retrying");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     /// Invokes until the function succeeds; `false` when shut down first.

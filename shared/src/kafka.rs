@@ -2,6 +2,7 @@
 //! [`KafkaPublisher`], its rdkafka implementation.
 
 use std::future::Future;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -9,7 +10,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde::Serialize;
 
 use crate::config::KafkaConfig;
@@ -163,24 +164,62 @@ pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
 
 /// The rdkafka implementation of [`EventPublisher`]: one per execution environment, shared by
 /// every invocation (building a producer costs a connection and a metadata round trip).
+///
+/// After a broker incident an idempotent producer can stay broken: a fatal error refuses every
+/// later record, and a producer whose records timed out bumps its epoch, which some brokers
+/// (tansu, seen in the fault-injection run) then answer with errors forever. So when a delivery
+/// fails with anything but a plain timeout, the publisher replaces the producer: one incident
+/// costs the calls in flight, not the rest of the execution environment.
 pub struct KafkaPublisher {
-    producer: FutureProducer,
+    producer: RwLock<FutureProducer>,
+    client: ClientConfig,
     queue_timeout: Duration,
 }
 
 impl KafkaPublisher {
     /// Builds the producer. It connects lazily, so this fails only on bad configuration.
     pub fn new(config: &KafkaConfig) -> Result<Self, PublishError> {
-        let producer = producer_config(config).create().map_err(PublishError::Create)?;
+        let client = producer_config(config);
+        let producer = client.create().map_err(PublishError::Create)?;
         Ok(KafkaPublisher {
-            producer,
+            producer: RwLock::new(producer),
+            client,
             queue_timeout: config.message_timeout,
         })
     }
 
-    /// The underlying producer, for flushing at shutdown.
-    pub fn producer(&self) -> &FutureProducer {
-        &self.producer
+    /// The current producer (a cheap handle), e.g. for flushing at shutdown.
+    pub fn producer(&self) -> FutureProducer {
+        match self.producer.read() {
+            Ok(producer) => producer.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces `failed` after `error` unless the error was a plain timeout (the broker is
+    /// unreachable: a new producer would not help) or another caller replaced it already.
+    fn recover(&self, failed: &FutureProducer, error: &KafkaError) {
+        let fatal = failed.client().fatal_error();
+        let timed_out = matches!(
+            error,
+            KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)
+        );
+        if timed_out && fatal.is_none() {
+            return;
+        }
+        let Ok(mut current) = self.producer.write() else {
+            return;
+        };
+        if !std::ptr::eq(current.client().native_ptr(), failed.client().native_ptr()) {
+            return;
+        }
+        match self.client.create() {
+            Ok(producer) => {
+                tracing::warn!(error = %error, fatal = ?fatal, "delivery failed: producer replaced");
+                *current = producer;
+            }
+            Err(e) => tracing::error!(error = %e, "delivery failed and no new producer could be built"),
+        }
     }
 }
 
@@ -200,15 +239,19 @@ impl EventPublisher for KafkaPublisher {
         if let Some(payload) = record.payload {
             future_record = future_record.payload(payload);
         }
-        match self.producer.send(future_record, self.queue_timeout).await {
+        let producer = self.producer();
+        match producer.send(future_record, self.queue_timeout).await {
             Ok(delivery) => Ok(Delivered {
                 partition: delivery.partition,
                 offset: delivery.offset,
             }),
-            Err((source, _message)) => Err(PublishError::Delivery {
-                topic: record.topic.to_owned(),
-                source,
-            }),
+            Err((source, _message)) => {
+                self.recover(&producer, &source);
+                Err(PublishError::Delivery {
+                    topic: record.topic.to_owned(),
+                    source,
+                })
+            }
         }
     }
 }

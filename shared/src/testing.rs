@@ -160,53 +160,26 @@ impl MockBroker {
 /// The binary is `$TANSU_BIN`, else `tansu` on the `PATH`; `scripts/test` installs it when
 /// missing. Tests that need it fail, loudly, when it is absent: they are never skipped.
 pub struct TansuBroker {
-    child: Child,
-    bootstrap: String,
-    _data: tempfile::TempDir,
+    child: Option<Child>,
+    port: u16,
+    data: tempfile::TempDir,
 }
 
 impl TansuBroker {
     /// Starts the broker and creates `topics` (name, partitions) through the admin API.
     pub async fn start(topics: &[(&str, i32)]) -> Self {
-        let binary = std::env::var_os("TANSU_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("tansu"));
-        let data = tempfile::tempdir().expect("temporary directory for tansu");
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            // tansu puts the SQLite file at its working directory + the URL's host and path.
-            .current_dir(data.path())
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log_file(data.path()))
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start tansu ({}): {e}. Run scripts/test, which installs it, or set TANSU_BIN",
-                    binary.display()
-                )
-            });
         let mut broker = TansuBroker {
-            child,
-            bootstrap: format!("127.0.0.1:{port}"),
-            _data: data,
+            child: None,
+            port: free_port(),
+            data: tempfile::tempdir().expect("temporary directory for tansu"),
         };
-        broker.wait_until_listening(port, Duration::from_secs(20)).await;
+        broker.restart().await;
         let specs: Vec<TopicSpec> = topics
             .iter()
             .map(|(name, partitions)| TopicSpec::new(name, *partitions))
             .collect();
         let mut admin = ClientConfig::new();
-        admin.set("bootstrap.servers", &broker.bootstrap);
+        admin.set("bootstrap.servers", broker.bootstrap_servers());
         ensure_topics(&admin, &specs)
             .await
             .expect("create topics on tansu");
@@ -218,31 +191,74 @@ impl TansuBroker {
         Self::start(&SERVICE_TOPICS).await
     }
 
-    async fn wait_until_listening(&mut self, port: u16, limit: Duration) {
+    /// `host:port` of the broker.
+    pub fn bootstrap_servers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker process (as a crash would); its data stays for [`Self::restart`].
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker (again) on the same port with the same data, and waits until it listens.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let binary = std::env::var_os("TANSU_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("tansu"));
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(&binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            // tansu puts the SQLite file at its working directory + the URL's host and path.
+            .current_dir(self.data.path())
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log_file(self.data.path()))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start tansu ({}): {e}. Run scripts/test, which installs it, or set TANSU_BIN",
+                    binary.display()
+                )
+            });
+        self.child = Some(child);
+        self.wait_until_listening(Duration::from_secs(20)).await;
+    }
+
+    async fn wait_until_listening(&mut self, limit: Duration) {
         let start = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let log = std::fs::read_to_string(self._data.path().join("tansu.log")).unwrap_or_default();
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                let log = std::fs::read_to_string(self.data.path().join("tansu.log")).unwrap_or_default();
                 panic!("tansu exited with {status} before listening:\n{log}");
             }
             assert!(
                 start.elapsed() < limit,
-                "tansu did not listen on port {port} within {limit:?}"
+                "tansu did not listen on port {} within {limit:?}",
+                self.port
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    /// `host:port` of the broker.
-    pub fn bootstrap_servers(&self) -> String {
-        self.bootstrap.clone()
     }
 }
 
 impl Drop for TansuBroker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
