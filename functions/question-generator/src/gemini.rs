@@ -1,8 +1,13 @@
 //! The Gemini `generateContent` client.
 //!
 //! Building the call and reading the reply are pure functions ([`build_request`],
-//! [`parse_reply`]); [`GeminiClient`] only adds HTTP. The response schema is generated from the
-//! Rust [`Question`] type, so the contract with the model and with our consumers is one type.
+//! [`build_repair_request`], [`parse_reply`]); [`GeminiClient`] adds HTTP and the failure
+//! policy of DESIGN.md: 429/500/503/504 and timeouts retried with backoff ([`crate::retry`])
+//! within the caller's deadline; an unusable answer (schema, count, a finish other than `STOP`,
+//! a blocked prompt) gets one repair call; 400/403/404 are final; and a
+//! [`crate::breaker::CircuitBreaker`] stops all calls for a while after repeated failures. The
+//! response schema is generated from the Rust [`Question`] type, so the contract with the model
+//! and with our consumers is one type.
 //!
 //! The request data travels as a JSON document in the last part of the user message, and the
 //! system instruction tells the model to treat it as data: a topic such as "ignore previous
