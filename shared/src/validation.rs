@@ -20,6 +20,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
 /// Longest `topic`, after trimming.
 pub const MAX_TOPIC_CHARS: usize = 200;
+/// Longest `context` (grounding text), after trimming.
+pub const MAX_CONTEXT_CHARS: usize = 20_000;
 /// Default upper bound of `num_questions`.
 pub const DEFAULT_MAX_QUESTIONS: u32 = 20;
 /// Fewest and most options of a question.
@@ -80,6 +82,7 @@ pub struct RawRequest {
     topic: Option<Value>,
     num_questions: Option<Value>,
     difficulty: Option<Value>,
+    context: Option<Value>,
 }
 
 impl<'de> Deserialize<'de> for RawRequest {
@@ -101,6 +104,7 @@ impl<'de> Deserialize<'de> for RawRequest {
                         "topic" => &mut raw.topic,
                         "num_questions" => &mut raw.num_questions,
                         "difficulty" => &mut raw.difficulty,
+                        "context" => &mut raw.context,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                             continue;
@@ -188,11 +192,18 @@ pub fn validate(raw: RawRequest, limits: &Limits) -> Result<GenerationRequest, V
         }
     };
 
+    let context = match raw.context {
+        None | Some(Value::Null) => None,
+        Some(Value::String(context)) => check_context(&context)?,
+        Some(_) => return Err(ValidationError::invalid("context", "context must be a string")),
+    };
+
     Ok(GenerationRequest {
         request_id,
         topic,
         num_questions,
         difficulty,
+        context,
     })
 }
 
@@ -246,6 +257,30 @@ fn check_topic(topic: &str) -> Result<String, ValidationError> {
         ));
     }
     Ok(topic.to_owned())
+}
+
+/// Grounding text: multi-line, so newlines and tabs are fine; blank means none.
+fn check_context(context: &str) -> Result<Option<String>, ValidationError> {
+    let context = context.trim();
+    if context.is_empty() {
+        return Ok(None);
+    }
+    if context.chars().count() > MAX_CONTEXT_CHARS {
+        return Err(ValidationError::invalid(
+            "context",
+            format!("context must be at most {MAX_CONTEXT_CHARS} characters"),
+        ));
+    }
+    if context
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ValidationError::invalid(
+            "context",
+            "context must not contain control characters other than newlines and tabs",
+        ));
+    }
+    Ok(Some(context.to_owned()))
 }
 
 fn check_num_questions(n: &serde_json::Number, limits: &Limits) -> Result<u32, ValidationError> {
@@ -391,6 +426,11 @@ mod tests {
                 "difficulty",
             ),
             (r#"{"topic":"x","num_questions":1,"difficulty":1}"#, "difficulty"),
+            (r#"{"topic":"x","num_questions":1,"context":["a"]}"#, "context"),
+            (
+                r#"{"topic":"x","num_questions":1,"context":"a\u0000b"}"#,
+                "context",
+            ),
             (r#"{"request_id":"","topic":"x","num_questions":1}"#, "request_id"),
             (
                 r#"{"request_id":"a b","topic":"x","num_questions":1}"#,
@@ -434,6 +474,30 @@ mod tests {
     }
 
     #[test]
+    fn context_is_optional_multi_line_and_limited() {
+        let none = parse(r#"{"topic":"x","num_questions":1}"#).unwrap();
+        let blank = parse(r#"{"topic":"x","num_questions":1,"context":"  "}"#).unwrap();
+        let text = parse(r#"{"topic":"x","num_questions":1,"context":" Line one.\n\tLine two. "}"#).unwrap();
+        let longest = "c".repeat(MAX_CONTEXT_CHARS);
+        let too_long = "c".repeat(MAX_CONTEXT_CHARS + 1);
+
+        assert_eq!((none.context, blank.context), (None, None));
+        assert_eq!(text.context.as_deref(), Some("Line one.\n\tLine two."));
+        assert!(
+            parse(&format!(
+                r#"{{"topic":"x","num_questions":1,"context":"{longest}"}}"#
+            ))
+            .is_ok()
+        );
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"topic":"x","num_questions":1,"context":"{too_long}"}}"#
+            )),
+            "context"
+        );
+    }
+
+    #[test]
     fn max_questions_is_configurable() {
         let limits = Limits { max_questions: 5 };
         let err = parse_request_body(br#"{"topic":"x","num_questions":6}"#, &limits).unwrap_err();
@@ -468,6 +532,7 @@ mod tests {
             topic: "t".into(),
             num_questions: n,
             difficulty: Difficulty::Easy,
+            context: None,
         }
     }
 

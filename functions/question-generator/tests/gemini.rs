@@ -49,6 +49,7 @@ fn request() -> GenerationRequest {
         topic: "Python Loops".into(),
         num_questions: 3,
         difficulty: Difficulty::Medium,
+        context: None,
     }
 }
 

@@ -301,6 +301,7 @@ fn request_message(partition: i32, offset: i64, request_id: &str) -> OwnedMessag
         topic: format!("Topic {offset}"),
         num_questions: 1,
         difficulty: Difficulty::Easy,
+        context: None,
     });
     OwnedMessage::new(
         Some(serde_json::to_vec(&event).unwrap()),
@@ -493,6 +494,7 @@ async fn a_batch_on_a_bad_gemini_day_ends_with_one_valid_response_per_request_be
                     topic: format!("Topic {k}"),
                     num_questions: 1,
                     difficulty: Difficulty::Easy,
+                    context: None,
                 };
                 assert_eq!(validate_questions(&questions, &request), Ok(()), "req-{k}");
                 continue;
