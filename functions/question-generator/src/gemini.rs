@@ -298,10 +298,17 @@ fn questions_of(reply: Reply, request: &GenerationRequest) -> Result<Vec<Questio
 
 /// Gemini's error body: `{"error": {"code", "message", "status"}}`.
 fn error_message(body: &[u8]) -> String {
-    serde_json::from_slice::<Value>(body)
+    let message = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
+        .trim()
+        .to_owned();
+    if message.is_empty() {
+        "no details".into()
+    } else {
+        message
+    }
 }
 
 /// The client could not be built, or its API key could not be found.
@@ -532,14 +539,18 @@ impl GeminiClient {
             (Usage::default(), Ok(Vec::new()))
         };
         tally.add(latency_ms, usage);
-        tracing::info!(
-            status,
-            latency_ms,
-            prompt_tokens = usage.prompt_token_count,
-            output_tokens = usage.candidates_token_count,
-            total_tokens = usage.total_token_count,
-            "gemini answered"
-        );
+        if status == 200 {
+            tracing::info!(
+                status,
+                latency_ms,
+                prompt_tokens = usage.prompt_token_count,
+                output_tokens = usage.candidates_token_count,
+                total_tokens = usage.total_token_count,
+                "gemini answered"
+            );
+        } else {
+            tracing::warn!(status, latency_ms, "gemini answered with an error status");
+        }
         if status == 429 || status >= 500 {
             self.breaker.record_failure();
         } else {

@@ -161,6 +161,8 @@ impl<S: QuestionSource, P: EventPublisher> Generator<S, P> {
                         .unwrap_or(Err(GenerationError::DeadlineExceeded));
                     let response = match outcome {
                         Ok(questions) => {
+                            // Emitted inside the span, so the usage the source recorded on it is logged.
+                            tracing::info!(questions = questions.len(), "generation completed");
                             let mut response =
                                 ResponseEvent::completed(&event_id, &request.request_id, questions);
                             response.event_data.source = self.source.label().map(str::to_owned);

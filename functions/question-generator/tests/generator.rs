@@ -587,6 +587,9 @@ async fn the_api_key_never_appears_in_anything_the_generator_logs() {
         "retrying gemini",
         "asking gemini to repair",
         "generation failed",
+        "generation completed",
+        "gemini answered with an error status",
+        "gemini_calls=2",
         "total_tokens=",
     ] {
         assert!(text.contains(expected), "no {expected:?} in the logs:\n{text}");
