@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use wiremock::{Request, Respond, ResponseTemplate};
 
+mod support;
+
 const TWO_PARTITIONS: &str = include_str!("../../../events/msk-batch-two-partitions.json");
 const POISON: &str = include_str!("../../../events/msk-batch-poison.json");
 
@@ -515,27 +517,6 @@ impl<R: Respond> Respond for SharedResponder<R> {
     }
 }
 
-/// Everything written to it, for a test to read.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn the_api_key_never_appears_in_anything_the_generator_logs() {
     let key = "AIzaSy-never-log-this-key-0042";
@@ -554,13 +535,7 @@ async fn the_api_key_never_appears_in_anything_the_generator_logs() {
     let stand_in = GeminiStandIn::start(BadDay::default()).await;
     let config = config("unused:9092", &stand_in.base_url(), 16);
     let publisher = RecordingPublisher::new();
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (logs, _logging) = support::capture_logs();
 
     // What the function does from cold start on: fetch the key, then answer a batch with
     // successes, retries, repairs and failures.
