@@ -34,7 +34,7 @@ impl QuestionSource for OfflineSource {
 /// The source the local stack runs with.
 pub enum LocalSource {
     /// The real Gemini API, or whatever `GEMINI_BASE_URL` names.
-    Gemini(GeminiClient),
+    Gemini(Box<GeminiClient>),
     /// No model: placeholders.
     Offline(OfflineSource),
 }

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qgen::config::{ApiConfig, ApiKeySource, ConfigError, GeneratorConfig, Secret};
+use qgen::config::{ApiConfig, ApiKeySource, ConfigError, GeneratorConfig};
 use qgen::kafka::{KafkaPublisher, PublishError, client_config};
-use qgen::secrets::{SecretsClient, SecretsError};
+use qgen::secrets::SecretsClient;
 use question_api::Api;
-use question_generator::gemini::{BuildError, GeminiClient};
+use question_generator::gemini::{BuildError, GeminiClient, api_key};
 use question_generator::handler::Generator;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -53,12 +53,9 @@ pub enum StackError {
     /// The emulator's consumer could not be built.
     #[error(transparent)]
     Esm(#[from] EsmError),
-    /// The Gemini client could not be built.
+    /// The Gemini client could not be built (or its key read).
     #[error(transparent)]
     Gemini(#[from] BuildError),
-    /// The Gemini key could not be read from Secrets Manager.
-    #[error(transparent)]
-    Secret(#[from] SecretsError),
     /// The API address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -219,20 +216,17 @@ fn spawn_emulator<I: Invoker + 'static>(
 }
 
 async fn question_source(config: &GeneratorConfig) -> Result<LocalSource, StackError> {
-    let key = match &config.gemini.api_key {
-        ApiKeySource::Env(key) => key.clone(),
-        ApiKeySource::SecretArn(arn) => SecretsClient::from_env().await.get(arn).await?,
-        ApiKeySource::None => {
-            tracing::warn!(
-                "OFFLINE question source: GOOGLE_API_KEY is not set, so questions are placeholders \
-                 written without a model, marked \"source\": \"offline\" in every response"
-            );
-            return Ok(LocalSource::Offline(OfflineSource));
-        }
-    };
+    if config.gemini.api_key == ApiKeySource::None {
+        tracing::warn!(
+            "OFFLINE question source: GOOGLE_API_KEY is not set, so questions are placeholders \
+             written without a model, marked \"source\": \"offline\" in every response"
+        );
+        return Ok(LocalSource::Offline(OfflineSource));
+    }
+    let key = api_key(&config.gemini.api_key, SecretsClient::from_env()).await?;
     tracing::info!(model = %config.gemini.model, base_url = %config.gemini.base_url, "questions from Gemini");
-    Ok(LocalSource::Gemini(GeminiClient::new(
+    Ok(LocalSource::Gemini(Box::new(GeminiClient::new(
         &config.gemini,
-        Secret::clone(&key),
-    )?))
+        key,
+    )?)))
 }

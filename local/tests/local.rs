@@ -157,6 +157,7 @@ async fn produce(broker: &MockBroker, ids: &[&str]) {
             topic: "t".into(),
             num_questions: 1,
             difficulty: Difficulty::Easy,
+            context: None,
         });
         publish_event(&publisher, REQUEST_TOPIC, id, &event)
             .await

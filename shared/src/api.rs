@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::events::Difficulty;
-use crate::validation::{REQUEST_ID_PATTERN, TOPIC_PATTERN};
+use crate::validation::{CONTEXT_PATTERN, REQUEST_ID_PATTERN, TOPIC_PATTERN};
 
 /// The endpoint's path.
 pub const ROUTE: &str = "/llm/questions/generate-for-content-service";
@@ -31,6 +31,11 @@ pub struct HttpRequest {
     /// `easy`, `medium` (the default) or `hard`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub difficulty: Option<Difficulty>,
+    /// Optional grounding text (course material) the questions must be based on: at most
+    /// 20,000 characters; newlines and tabs allowed, other control characters not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 20_000), pattern(CONTEXT_PATTERN))]
+    pub context: Option<String>,
 }
 
 /// `status` of a 202.

@@ -121,6 +121,30 @@ pub struct GeminiConfig {
     pub api_key: ApiKeySource,
     /// `GEMINI_TIMEOUT_MS`: the longest one generateContent call may take.
     pub request_timeout: Duration,
+    /// How transient failures (429, 500, 503, 504, timeouts) are retried.
+    pub retry: RetryConfig,
+    /// When to stop calling Gemini for a while.
+    pub breaker: BreakerConfig,
+}
+
+/// Retries of transient Gemini failures: exponential backoff with full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// `GEMINI_MAX_ATTEMPTS`: calls per request for transient failures, the first one included.
+    pub max_attempts: u32,
+    /// `GEMINI_BACKOFF_BASE_MS`: the cap of the first wait; it doubles with every retry.
+    pub base_delay: Duration,
+    /// `GEMINI_BACKOFF_MAX_MS`: the largest cap a wait can reach.
+    pub max_delay: Duration,
+}
+
+/// The circuit breaker shared by every invocation of one execution environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// `GEMINI_BREAKER_THRESHOLD`: consecutive failed calls that open the circuit.
+    pub failure_threshold: u32,
+    /// `GEMINI_BREAKER_COOLDOWN_MS`: how long it stays open before one probe call is let through.
+    pub cooldown: Duration,
 }
 
 /// Settings of the question-generator function.
@@ -261,6 +285,30 @@ impl GeneratorConfig {
                     100,
                     900_000,
                 )?),
+                retry: RetryConfig {
+                    max_attempts: vars.number("GEMINI_MAX_ATTEMPTS", 4, 1, 20)?,
+                    base_delay: Duration::from_millis(vars.number(
+                        "GEMINI_BACKOFF_BASE_MS",
+                        500,
+                        1,
+                        60_000,
+                    )?),
+                    max_delay: Duration::from_millis(vars.number(
+                        "GEMINI_BACKOFF_MAX_MS",
+                        8_000,
+                        1,
+                        300_000,
+                    )?),
+                },
+                breaker: BreakerConfig {
+                    failure_threshold: vars.number("GEMINI_BREAKER_THRESHOLD", 5, 1, 10_000)?,
+                    cooldown: Duration::from_millis(vars.number(
+                        "GEMINI_BREAKER_COOLDOWN_MS",
+                        30_000,
+                        1,
+                        3_600_000,
+                    )?),
+                },
             },
             concurrency: vars.number("GENERATION_CONCURRENCY", 16, 1, 256)?,
             limits: limits(&vars)?,
@@ -294,6 +342,21 @@ mod tests {
         assert_eq!(config.gemini.api_key, ApiKeySource::None);
         assert_eq!(config.concurrency, 16);
         assert_eq!(config.limits.max_questions, 20);
+        assert_eq!(
+            config.gemini.retry,
+            RetryConfig {
+                max_attempts: 4,
+                base_delay: Duration::from_millis(500),
+                max_delay: Duration::from_secs(8),
+            }
+        );
+        assert_eq!(
+            config.gemini.breaker,
+            BreakerConfig {
+                failure_threshold: 5,
+                cooldown: Duration::from_secs(30),
+            }
+        );
     }
 
     #[test]
@@ -311,6 +374,10 @@ mod tests {
             ("KAFKA_MESSAGE_TIMEOUT_MS", "-5"),
             ("KAFKA_SECURITY_PROTOCOL", "TLS"),
             ("GEMINI_BASE_URL", "localhost:8080"),
+            ("GEMINI_MAX_ATTEMPTS", "0"),
+            ("GEMINI_BACKOFF_BASE_MS", "0"),
+            ("GEMINI_BREAKER_THRESHOLD", "0"),
+            ("GEMINI_BREAKER_COOLDOWN_MS", "soon"),
         ] {
             let err = GeneratorConfig::from_lookup(lookup(&[("KAFKA_BOOTSTRAP_SERVERS", "b"), (var, value)]))
                 .unwrap_err();

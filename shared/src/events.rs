@@ -89,6 +89,11 @@ pub struct GenerationRequest {
     pub num_questions: u32,
     /// How hard they should be.
     pub difficulty: Difficulty,
+    /// Optional grounding text (≤ 20 000 characters) the questions must be based on. Absent
+    /// from the JSON when there is none, so requests without it look exactly as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 20_000), pattern(crate::validation::CONTEXT_PATTERN))]
+    pub context: Option<String>,
 }
 
 /// The kind of a question. Only multiple choice is produced today.

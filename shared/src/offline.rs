@@ -44,6 +44,7 @@ mod tests {
                 topic: "Python Loops".into(),
                 num_questions: n,
                 difficulty: Difficulty::Hard,
+                context: None,
             };
             let questions = questions(&request.topic, n as usize, request.difficulty);
             assert_eq!(validate_questions(&questions, &request), Ok(()));

@@ -20,12 +20,16 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
 /// Longest `topic`, after trimming.
 pub const MAX_TOPIC_CHARS: usize = 200;
+/// Longest `context` (grounding text), after trimming.
+pub const MAX_CONTEXT_CHARS: usize = 20_000;
 /// Default upper bound of `num_questions`.
 pub const DEFAULT_MAX_QUESTIONS: u32 = 20;
 /// `request_id` as a JSON Schema pattern (with length 1–128).
 pub const REQUEST_ID_PATTERN: &str = r"^[A-Za-z0-9._:-]+$";
 /// `topic` as a JSON Schema pattern (with length 1–200): not all blank, no control characters.
 pub const TOPIC_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+/// `context` as a JSON Schema pattern: no control characters but newlines and tabs.
+pub const CONTEXT_PATTERN: &str = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$";
 /// Fewest and most options of a question.
 pub const OPTIONS_RANGE: std::ops::RangeInclusive<usize> = 2..=6;
 
@@ -84,6 +88,7 @@ pub struct RawRequest {
     topic: Option<Value>,
     num_questions: Option<Value>,
     difficulty: Option<Value>,
+    context: Option<Value>,
 }
 
 impl<'de> Deserialize<'de> for RawRequest {
@@ -105,6 +110,7 @@ impl<'de> Deserialize<'de> for RawRequest {
                         "topic" => &mut raw.topic,
                         "num_questions" => &mut raw.num_questions,
                         "difficulty" => &mut raw.difficulty,
+                        "context" => &mut raw.context,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                             continue;
@@ -192,11 +198,18 @@ pub fn validate(raw: RawRequest, limits: &Limits) -> Result<GenerationRequest, V
         }
     };
 
+    let context = match raw.context {
+        None | Some(Value::Null) => None,
+        Some(Value::String(context)) => check_context(&context)?,
+        Some(_) => return Err(ValidationError::invalid("context", "context must be a string")),
+    };
+
     Ok(GenerationRequest {
         request_id,
         topic,
         num_questions,
         difficulty,
+        context,
     })
 }
 
@@ -250,6 +263,30 @@ fn check_topic(topic: &str) -> Result<String, ValidationError> {
         ));
     }
     Ok(topic.to_owned())
+}
+
+/// Grounding text: multi-line, so newlines and tabs are fine; blank means none.
+fn check_context(context: &str) -> Result<Option<String>, ValidationError> {
+    let context = context.trim();
+    if context.is_empty() {
+        return Ok(None);
+    }
+    if context.chars().count() > MAX_CONTEXT_CHARS {
+        return Err(ValidationError::invalid(
+            "context",
+            format!("context must be at most {MAX_CONTEXT_CHARS} characters"),
+        ));
+    }
+    if context
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ValidationError::invalid(
+            "context",
+            "context must not contain control characters other than newlines and tabs",
+        ));
+    }
+    Ok(Some(context.to_owned()))
 }
 
 fn check_num_questions(n: &serde_json::Number, limits: &Limits) -> Result<u32, ValidationError> {
@@ -395,6 +432,11 @@ mod tests {
                 "difficulty",
             ),
             (r#"{"topic":"x","num_questions":1,"difficulty":1}"#, "difficulty"),
+            (r#"{"topic":"x","num_questions":1,"context":["a"]}"#, "context"),
+            (
+                r#"{"topic":"x","num_questions":1,"context":"a\u0000b"}"#,
+                "context",
+            ),
             (r#"{"request_id":"","topic":"x","num_questions":1}"#, "request_id"),
             (
                 r#"{"request_id":"a b","topic":"x","num_questions":1}"#,
@@ -438,6 +480,30 @@ mod tests {
     }
 
     #[test]
+    fn context_is_optional_multi_line_and_limited() {
+        let none = parse(r#"{"topic":"x","num_questions":1}"#).unwrap();
+        let blank = parse(r#"{"topic":"x","num_questions":1,"context":"  "}"#).unwrap();
+        let text = parse(r#"{"topic":"x","num_questions":1,"context":" Line one.\n\tLine two. "}"#).unwrap();
+        let longest = "c".repeat(MAX_CONTEXT_CHARS);
+        let too_long = "c".repeat(MAX_CONTEXT_CHARS + 1);
+
+        assert_eq!((none.context, blank.context), (None, None));
+        assert_eq!(text.context.as_deref(), Some("Line one.\n\tLine two."));
+        assert!(
+            parse(&format!(
+                r#"{{"topic":"x","num_questions":1,"context":"{longest}"}}"#
+            ))
+            .is_ok()
+        );
+        assert_eq!(
+            field_of(&format!(
+                r#"{{"topic":"x","num_questions":1,"context":"{too_long}"}}"#
+            )),
+            "context"
+        );
+    }
+
+    #[test]
     fn max_questions_is_configurable() {
         let limits = Limits { max_questions: 5 };
         let err = parse_request_body(br#"{"topic":"x","num_questions":6}"#, &limits).unwrap_err();
@@ -472,6 +538,7 @@ mod tests {
             topic: "t".into(),
             num_questions: n,
             difficulty: Difficulty::Easy,
+            context: None,
         }
     }
 

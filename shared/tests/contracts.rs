@@ -126,6 +126,10 @@ fn the_request_schema_agrees_with_the_validator() {
         json!({"request_id": "", "topic": "t", "num_questions": 1}),
         json!({"num_questions": 1}),
         json!({"topic": "t"}),
+        json!({"topic": "t", "num_questions": 1, "context": "Loops repeat.\n\tfor i in range(3): ..."}),
+        json!({"topic": "t", "num_questions": 1, "context": "bell \u{7}"}),
+        json!({"topic": "t", "num_questions": 1, "context": "c".repeat(20_001)}),
+        json!({"topic": "t", "num_questions": 1, "context": 5}),
         json!([1, 2]),
     ];
     for body in bodies {

@@ -171,6 +171,32 @@ async fn generates_a_request_id_when_absent_and_returns_it() {
     assert_eq!(publisher.records()[0].json()["eventData"]["difficulty"], "medium");
 }
 
+#[tokio::test]
+async fn carries_optional_grounding_context_into_the_request_event() {
+    let publisher = RecordingPublisher::new();
+    let body = json!({"topic": "Photosynthesis", "num_questions": 2, "context": "Plants turn light into sugar.\nChlorophyll is green."});
+
+    let response = handle(&publisher, v2_with_body(&body.to_string())).await;
+
+    assert_eq!(response.status(), 202);
+    assert_eq!(
+        publisher.records()[0].json()["eventData"]["context"],
+        "Plants turn light into sugar.\nChlorophyll is green."
+    );
+}
+
+#[tokio::test]
+async fn rejects_context_over_20_000_characters_naming_the_field() {
+    let publisher = RecordingPublisher::new();
+    let body = json!({"topic": "Photosynthesis", "num_questions": 2, "context": "c".repeat(20_001)});
+
+    let response = handle(&publisher, v2_with_body(&body.to_string())).await;
+
+    assert_eq!(response.status(), 400);
+    assert_eq!(body_json(&response)["error"]["field"], "context");
+    assert!(publisher.records().is_empty());
+}
+
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().filter(|&c| c == '-').count() == 4
 }

@@ -144,14 +144,25 @@ impl<S: QuestionSource, P: EventPublisher> Generator<S, P> {
                 request,
                 source,
             } => {
-                let span =
-                    tracing::info_span!("request", request_id = %request.request_id, offset = source.offset);
+                // The question source fills in the call counts, latency and token usage.
+                let span = tracing::info_span!(
+                    "request",
+                    request_id = %request.request_id,
+                    offset = source.offset,
+                    gemini_calls = tracing::field::Empty,
+                    gemini_latency_ms = tracing::field::Empty,
+                    prompt_tokens = tracing::field::Empty,
+                    output_tokens = tracing::field::Empty,
+                    total_tokens = tracing::field::Empty,
+                );
                 async {
                     let outcome = tokio::time::timeout_at(deadline, self.source.generate(&request, deadline))
                         .await
                         .unwrap_or(Err(GenerationError::DeadlineExceeded));
                     let response = match outcome {
                         Ok(questions) => {
+                            // Emitted inside the span, so the usage the source recorded on it is logged.
+                            tracing::info!(questions = questions.len(), "generation completed");
                             let mut response =
                                 ResponseEvent::completed(&event_id, &request.request_id, questions);
                             response.event_data.source = self.source.label().map(str::to_owned);

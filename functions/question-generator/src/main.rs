@@ -4,9 +4,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use qgen::config::{ApiKeySource, GeneratorConfig};
+use qgen::config::GeneratorConfig;
 use qgen::kafka::KafkaPublisher;
-use question_generator::gemini::GeminiClient;
+use qgen::secrets::SecretsClient;
+use question_generator::gemini::{GeminiClient, api_key};
 use question_generator::handler::Generator;
 use tokio::time::Instant;
 
@@ -14,15 +15,10 @@ use tokio::time::Instant;
 async fn main() -> Result<(), Error> {
     // Honours AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL.
     lambda_runtime::tracing::init_default_subscriber();
-    // Fail at cold start, not on the first batch, when the configuration is wrong.
+    // Fail at cold start, not on the first batch, when the configuration or the key is wrong.
     let config = GeneratorConfig::from_env()?;
-    let api_key = match &config.gemini.api_key {
-        ApiKeySource::Env(key) => key.clone(),
-        ApiKeySource::SecretArn(_) => {
-            return Err("GEMINI_API_KEY_SECRET_ARN is not supported yet; set GOOGLE_API_KEY".into());
-        }
-        ApiKeySource::None => return Err("set GEMINI_API_KEY_SECRET_ARN or GOOGLE_API_KEY".into()),
-    };
+    // Secrets Manager is only called when GEMINI_API_KEY_SECRET_ARN is set; once per environment.
+    let api_key = api_key(&config.gemini.api_key, SecretsClient::from_env()).await?;
     // Clients built once per execution environment, shared by every invocation.
     let generator = Generator::new(
         GeminiClient::new(&config.gemini, api_key)?,

@@ -25,7 +25,8 @@ pub trait QuestionSource: Send + Sync {
 /// Why a request got no questions. Every variant maps to one stable [`ErrorCode`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GenerationError {
-    /// Gemini was unreachable, overloaded, or kept failing (429, 5xx, timeouts).
+    /// Gemini was unreachable, overloaded, or kept failing (429, 5xx, timeouts), or the circuit
+    /// breaker is open.
     #[error("gemini unavailable: {0}")]
     Unavailable(String),
     /// Gemini refused the prompt or stopped generating for safety reasons.

@@ -2,38 +2,58 @@
 //! to a local HTTP stand-in, and publishing to a recording publisher or a real broker.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
-use qgen::config::{GeneratorConfig, Secret};
+use qgen::config::{ApiKeySource, GeneratorConfig, Secret};
 use qgen::events::{Difficulty, GenerationRequest, Question, RequestEvent, response_event_id};
 use qgen::kafka::KafkaPublisher;
 use qgen::msk::{kafka_event, record_json};
+use qgen::secrets::SecretsClient;
 use qgen::testing::{
-    GeminiStandIn, MockBroker, PublishedRecord, RecordingPublisher, assert_matches_schema, message_header,
-    message_json, read_topic, sample_questions,
+    AnswersAsAsked, GeminiStandIn, MockBroker, MotoServer, PublishedRecord, RecordingPublisher,
+    assert_matches_schema, gemini_reply, message_header, message_json, read_topic, sample_questions,
 };
-use question_generator::gemini::GeminiClient;
+use qgen::validation::validate_questions;
+use question_generator::gemini::{GeminiClient, api_key};
 use question_generator::handler::{BatchReport, Generator};
 use question_generator::source::{GenerationError, QuestionSource};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use serde_json::{Value, json};
 use tokio::time::Instant;
-use wiremock::ResponseTemplate;
+use wiremock::{Request, Respond, ResponseTemplate};
+
+mod support;
 
 const TWO_PARTITIONS: &str = include_str!("../../../events/msk-batch-two-partitions.json");
 const POISON: &str = include_str!("../../../events/msk-batch-poison.json");
 
+/// Fast Gemini settings: millisecond backoff, three attempts, and a breaker that stays out of
+/// the way (it has tests of its own in `tests/gemini.rs`).
 fn config(bootstrap: &str, gemini_url: &str, concurrency: usize) -> GeneratorConfig {
-    let vars: HashMap<&str, String> = HashMap::from([
+    config_with(bootstrap, gemini_url, concurrency, &[])
+}
+
+fn config_with(
+    bootstrap: &str,
+    gemini_url: &str,
+    concurrency: usize,
+    overrides: &[(&'static str, &str)],
+) -> GeneratorConfig {
+    let mut vars: HashMap<&str, String> = HashMap::from([
         ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.to_owned()),
         ("GEMINI_BASE_URL", gemini_url.to_owned()),
         ("GEMINI_TIMEOUT_MS", "2000".to_owned()),
         ("GENERATION_CONCURRENCY", concurrency.to_string()),
         ("KAFKA_MESSAGE_TIMEOUT_MS", "5000".to_owned()),
+        ("GEMINI_MAX_ATTEMPTS", "3".to_owned()),
+        ("GEMINI_BACKOFF_BASE_MS", "1".to_owned()),
+        ("GEMINI_BACKOFF_MAX_MS", "5".to_owned()),
+        ("GEMINI_BREAKER_THRESHOLD", "1000".to_owned()),
     ]);
+    vars.extend(overrides.iter().map(|(k, v)| (*k, (*v).to_owned())));
     GeneratorConfig::from_lookup(|var| vars.get(var).cloned()).unwrap()
 }
 
@@ -179,34 +199,45 @@ async fn returns_err_so_the_batch_is_retried_when_responses_cannot_be_published(
 
 #[tokio::test]
 async fn maps_gemini_failures_to_failed_responses_with_stable_codes() {
-    for (reply, code, retryable) in [
-        (ResponseTemplate::new(500), "gemini_unavailable", true),
-        (ResponseTemplate::new(429), "gemini_unavailable", true),
+    // Three requests of the batch reach Gemini: transient failures are tried three times each,
+    // unusable answers twice (one repair), rejections once.
+    for (reply, code, retryable, calls) in [
+        (ResponseTemplate::new(500), "gemini_unavailable", true, 9),
+        (ResponseTemplate::new(429), "gemini_unavailable", true, 9),
         (
             ResponseTemplate::new(404)
                 .set_body_json(json!({"error": {"code": 404, "message": "models/x is not found"}})),
             "gemini_rejected",
             false,
+            3,
         ),
         (
             ResponseTemplate::new(200).set_body_string("{\"candidates\": []}"),
             "invalid_model_output",
             true,
+            6,
         ),
         (
-            ResponseTemplate::new(200).set_delay(Duration::from_secs(5)),
+            ResponseTemplate::new(200).set_delay(Duration::from_secs(1)),
             "gemini_unavailable",
             true,
+            9,
         ),
     ] {
         let stand_in = GeminiStandIn::start(reply).await;
-        let config = config("unused:9092", &stand_in.base_url(), 16);
+        let config = config_with(
+            "unused:9092",
+            &stand_in.base_url(),
+            16,
+            &[("GEMINI_TIMEOUT_MS", "200")],
+        );
         let publisher = RecordingPublisher::new();
         let generator = Generator::new(gemini(&config), &publisher, &config);
 
         let report = generator.handle(&batch(TWO_PARTITIONS), later()).await.unwrap();
 
         assert_eq!((report.completed, report.failed), (0, 4), "{code}");
+        assert_eq!(stand_in.calls().await.len(), calls, "{code}");
         let event = responses(&publisher)["req-101"].json();
         let error = &event["eventData"]["error"];
         assert_eq!(error["code"], code);
@@ -273,6 +304,7 @@ fn request_message(partition: i32, offset: i64, request_id: &str) -> OwnedMessag
         topic: format!("Topic {offset}"),
         num_questions: 1,
         difficulty: Difficulty::Easy,
+        context: None,
     });
     OwnedMessage::new(
         Some(serde_json::to_vec(&event).unwrap()),
@@ -354,4 +386,190 @@ async fn publishes_responses_and_dead_letters_to_a_real_broker() {
         dead.iter()
             .all(|m| message_header(m, "dlq-source-topic").as_deref() == Some("question.request"))
     );
+}
+
+/// A batch of `n` requests for one easy question each, "Topic 0" to "Topic n-1" (`req-0`…),
+/// spread over three partitions.
+fn numbered_batch(n: usize) -> KafkaEvent {
+    let records: Vec<Value> = (0..n)
+        .map(|i| record_json(&request_message((i % 3) as i32, i as i64, &format!("req-{i}"))))
+        .collect();
+    kafka_event(records, "arn:aws:kafka:local", "127.0.0.1:9092")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reply {
+    Answer,
+    TooManyRequests,
+    Unavailable,
+    Malformed,
+}
+
+/// Gemini on a bad day, deterministic whatever the order the calls arrive in: what call `n` for
+/// "Topic k" gets is `script(k)[n]` (the last step repeats). Over the 20 requests of
+/// [`numbered_batch`] that is 30 calls: 9 (30 %) fail with 429 or 503 and 3 (10 %) are
+/// malformed JSON; 18 requests end `completed`, `req-11` never gets past the 503s and `req-18`
+/// is malformed even after the repair call.
+fn script(k: usize) -> &'static [Reply] {
+    use Reply::*;
+    match k {
+        1 | 7 | 13 => &[TooManyRequests, Answer],
+        4 | 10 | 16 => &[Unavailable, Answer],
+        8 => &[Malformed, Answer],
+        11 => &[Unavailable],
+        18 => &[Malformed],
+        _ => &[Answer],
+    }
+}
+
+#[derive(Default)]
+struct BadDay {
+    calls_by_topic: Mutex<HashMap<usize, usize>>,
+    replies: Mutex<Vec<Reply>>,
+}
+
+impl Respond for BadDay {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let parts = body["contents"][0]["parts"].as_array().unwrap();
+        let data: Value = serde_json::from_str(parts.last().unwrap()["text"].as_str().unwrap()).unwrap();
+        let k: usize = data["topic"].as_str().unwrap()["Topic ".len()..].parse().unwrap();
+        let n = {
+            let mut calls = self.calls_by_topic.lock().unwrap();
+            let n = calls.entry(k).or_default();
+            *n += 1;
+            *n - 1
+        };
+        let steps = script(k);
+        let reply = steps[n.min(steps.len() - 1)];
+        self.replies.lock().unwrap().push(reply);
+        match reply {
+            Reply::Answer => AnswersAsAsked.respond(request),
+            Reply::TooManyRequests => ResponseTemplate::new(429).insert_header("retry-after", "0"),
+            Reply::Unavailable => ResponseTemplate::new(503),
+            Reply::Malformed => ResponseTemplate::new(200)
+                .set_body_json(gemini_reply(r#"{"questions": [{"question": "#, "STOP")),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_on_a_bad_gemini_day_ends_with_one_valid_response_per_request_before_the_deadline() {
+    let bad_day = Arc::new(BadDay::default());
+    let stand_in = GeminiStandIn::start(SharedResponder(bad_day.clone())).await;
+    let config = config("unused:9092", &stand_in.base_url(), 16);
+    let publisher = RecordingPublisher::new();
+    let generator = Generator::new(gemini(&config), &publisher, &config);
+    // 5.5 s are kept for publishing (message timeout + 0.5 s): generation gets 3 s.
+    let deadline = Instant::now() + Duration::from_millis(8_500);
+
+    let report = generator.handle(&numbered_batch(20), deadline).await.unwrap();
+
+    assert!(Instant::now() < deadline, "the batch overran its deadline");
+    assert_eq!(
+        report,
+        BatchReport {
+            records: 20,
+            completed: 18,
+            failed: 2,
+            dead_lettered: 0
+        }
+    );
+    let replies = bad_day.replies.lock().unwrap().clone();
+    let count = |r: Reply| replies.iter().filter(|&&x| x == r).count();
+    assert_eq!(replies.len(), 30);
+    assert_eq!(count(Reply::TooManyRequests) + count(Reply::Unavailable), 9);
+    assert_eq!(count(Reply::Malformed), 3);
+    let published = publisher.on_topic("question.response");
+    assert_eq!(published.len(), 20, "exactly one response per request");
+    let responses = responses(&publisher);
+    assert_eq!(responses.len(), 20);
+    for k in 0..20 {
+        let data = responses[&format!("req-{k}")].json()["eventData"].clone();
+        match k {
+            11 => assert_eq!(data["error"]["code"], "gemini_unavailable", "{data}"),
+            18 => assert_eq!(data["error"]["code"], "invalid_model_output", "{data}"),
+            _ => {
+                assert_eq!(data["status"], "completed", "req-{k}: {data}");
+                let questions: Vec<Question> = serde_json::from_value(data["questions"].clone()).unwrap();
+                let request = GenerationRequest {
+                    request_id: format!("req-{k}"),
+                    topic: format!("Topic {k}"),
+                    num_questions: 1,
+                    difficulty: Difficulty::Easy,
+                    context: None,
+                };
+                assert_eq!(validate_questions(&questions, &request), Ok(()), "req-{k}");
+                continue;
+            }
+        }
+        assert_eq!(data["status"], "failed");
+        assert_eq!(data["questions"], json!([]));
+        assert_eq!(data["error"]["retryable"], true);
+    }
+}
+
+/// Lets a test keep a handle on a responder the stand-in owns.
+struct SharedResponder<R>(Arc<R>);
+
+impl<R: Respond> Respond for SharedResponder<R> {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0.respond(request)
+    }
+}
+
+#[tokio::test]
+async fn the_api_key_never_appears_in_anything_the_generator_logs() {
+    let key = "AIzaSy-never-log-this-key-0042";
+    let moto = MotoServer::start().await;
+    let sdk = moto.secrets_manager();
+    let arn = sdk
+        .create_secret()
+        .name("qgen/gemini")
+        .secret_string(key)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let stand_in = GeminiStandIn::start(BadDay::default()).await;
+    let config = config("unused:9092", &stand_in.base_url(), 16);
+    let publisher = RecordingPublisher::new();
+    let (logs, _logging) = support::capture_logs();
+
+    // What the function does from cold start on: fetch the key, then answer a batch with
+    // successes, retries, repairs and failures.
+    let key_source = ApiKeySource::SecretArn(arn);
+    let api_key = api_key(&key_source, async { SecretsClient::new(sdk.clone()) })
+        .await
+        .unwrap();
+    let generator = Generator::new(
+        GeminiClient::new(&config.gemini, api_key).unwrap(),
+        &publisher,
+        &config,
+    );
+    let report = generator.handle(&numbered_batch(20), later()).await.unwrap();
+
+    let text = logs.text();
+    assert_eq!((report.completed, report.failed), (18, 2));
+    assert_eq!(
+        stand_in.calls().await[0].headers.get("x-goog-api-key").unwrap(),
+        key
+    );
+    for expected in [
+        "secret fetched",
+        "gemini answered",
+        "retrying gemini",
+        "asking gemini to repair",
+        "generation failed",
+        "generation completed",
+        "gemini answered with an error status",
+        "gemini_calls=2",
+        "total_tokens=",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in the logs:\n{text}");
+    }
+    assert!(!text.contains(key), "the API key was logged:\n{text}");
+    assert!(!text.contains("never-log-this"), "part of the API key was logged");
 }

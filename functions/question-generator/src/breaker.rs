@@ -1,0 +1,300 @@
+//! A circuit breaker in front of Gemini, one per execution environment, shared by every
+//! invocation of a warm function.
+//!
+//! Closed: calls go through; `failure_threshold` consecutive failures open it. Open: calls are
+//! refused without touching the network until `cooldown` has passed. Then one probe call is let
+//! through (half-open): its success closes the circuit, its failure opens it for another
+//! cool-down. A probe that never reports (its invocation ended) is replaced after a cool-down.
+//!
+//! Time comes from a [`Clock`], so tests move it by hand instead of sleeping.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use qgen::config::BreakerConfig;
+use tokio::time::Instant;
+
+/// Where the breaker reads the time.
+pub trait Clock: Send + Sync {
+    /// Now, on a monotonic clock.
+    fn now(&self) -> Instant;
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+}
+
+/// The real (tokio) clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// A clock that only moves when told to, for tests.
+#[derive(Debug)]
+pub struct ManualClock {
+    start: Instant,
+    elapsed_ms: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock stopped at the current instant.
+    pub fn new() -> Self {
+        ManualClock {
+            start: Instant::now(),
+            elapsed_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Moves the clock forward by `by` (millisecond precision).
+    pub fn advance(&self, by: Duration) {
+        self.elapsed_ms.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start + Duration::from_millis(self.elapsed_ms.load(Ordering::SeqCst))
+    }
+}
+
+/// The state of the circuit, as logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Calls go through.
+    Closed,
+    /// Calls are refused.
+    Open,
+    /// One probe call is in flight; the others are refused.
+    HalfOpen,
+}
+
+impl State {
+    /// The name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Inner {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    HalfOpen { probe_since: Instant },
+}
+
+/// The call was refused: the circuit is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("circuit breaker open: gemini failed repeatedly; retry after {retry_in:?}")]
+pub struct Refused {
+    /// How long until a probe may be let through.
+    pub retry_in: Duration,
+}
+
+/// Counts consecutive failures and decides whether a call may go out.
+pub struct CircuitBreaker {
+    config: BreakerConfig,
+    clock: Box<dyn Clock>,
+    inner: Mutex<Inner>,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker.
+    pub fn new(config: BreakerConfig, clock: impl Clock + 'static) -> Self {
+        CircuitBreaker {
+            config,
+            clock: Box::new(clock),
+            inner: Mutex::new(Inner::Closed { failures: 0 }),
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        match *self.lock() {
+            Inner::Closed { .. } => State::Closed,
+            Inner::Open { .. } => State::Open,
+            Inner::HalfOpen { .. } => State::HalfOpen,
+        }
+    }
+
+    /// Whether a call may go out now. When the cool-down is over, the caller's call becomes the
+    /// probe.
+    pub fn admit(&self) -> Result<(), Refused> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        match *inner {
+            Inner::Closed { .. } => Ok(()),
+            Inner::Open { until } if now < until => Err(Refused {
+                retry_in: until - now,
+            }),
+            Inner::HalfOpen { probe_since } if now < probe_since + self.config.cooldown => Err(Refused {
+                retry_in: probe_since + self.config.cooldown - now,
+            }),
+            Inner::Open { .. } | Inner::HalfOpen { .. } => {
+                *inner = Inner::HalfOpen { probe_since: now };
+                tracing::info!(
+                    breaker_state = State::HalfOpen.as_str(),
+                    "gemini circuit breaker letting a probe through"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Gemini answered (whatever it said, it is up).
+    pub fn record_success(&self) {
+        let mut inner = self.lock();
+        if !matches!(*inner, Inner::Closed { .. }) {
+            tracing::info!(
+                breaker_state = State::Closed.as_str(),
+                "gemini circuit breaker closed"
+            );
+        }
+        *inner = Inner::Closed { failures: 0 };
+    }
+
+    /// Gemini was unreachable, overloaded or too slow.
+    pub fn record_failure(&self) {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let failures = match *inner {
+            Inner::Closed { failures } => failures.saturating_add(1),
+            // A failed probe, or a late report from a call admitted before the circuit opened.
+            Inner::HalfOpen { .. } | Inner::Open { .. } => self.config.failure_threshold,
+        };
+        if failures < self.config.failure_threshold {
+            *inner = Inner::Closed { failures };
+            return;
+        }
+        let was_open = matches!(*inner, Inner::Open { .. });
+        *inner = Inner::Open {
+            until: now + self.config.cooldown,
+        };
+        if !was_open {
+            tracing::warn!(
+                breaker_state = State::Open.as_str(),
+                failures,
+                cooldown_ms = self.config.cooldown.as_millis() as u64,
+                "gemini circuit breaker opened"
+            );
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // The state is a plain value, valid even if a holder panicked.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn breaker(threshold: u32, cooldown_ms: u64) -> (CircuitBreaker, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new());
+        let config = BreakerConfig {
+            failure_threshold: threshold,
+            cooldown: Duration::from_millis(cooldown_ms),
+        };
+        (CircuitBreaker::new(config, clock.clone()), clock)
+    }
+
+    #[test]
+    fn opens_after_the_threshold_of_consecutive_failures_and_refuses_calls() {
+        let (breaker, _clock) = breaker(3, 1_000);
+
+        breaker.record_failure();
+        breaker.record_failure();
+        assert_eq!(breaker.state(), State::Closed);
+        assert!(breaker.admit().is_ok());
+        breaker.record_failure();
+
+        assert_eq!(breaker.state(), State::Open);
+        assert_eq!(
+            breaker.admit(),
+            Err(Refused {
+                retry_in: Duration::from_millis(1_000)
+            })
+        );
+    }
+
+    #[test]
+    fn a_success_resets_the_count_of_consecutive_failures() {
+        let (breaker, _clock) = breaker(3, 1_000);
+
+        breaker.record_failure();
+        breaker.record_failure();
+        breaker.record_success();
+        breaker.record_failure();
+        breaker.record_failure();
+
+        assert_eq!(breaker.state(), State::Closed);
+    }
+
+    #[test]
+    fn lets_one_probe_through_after_the_cooldown_and_closes_when_it_succeeds() {
+        let (breaker, clock) = breaker(1, 1_000);
+        breaker.record_failure();
+        clock.advance(Duration::from_millis(999));
+        assert!(breaker.admit().is_err(), "still cooling down");
+
+        clock.advance(Duration::from_millis(1));
+        let probe = breaker.admit();
+        let other = breaker.admit();
+
+        assert!(probe.is_ok());
+        assert!(other.is_err(), "only one probe at a time");
+        assert_eq!(breaker.state(), State::HalfOpen);
+        breaker.record_success();
+        assert_eq!(breaker.state(), State::Closed);
+        assert!(breaker.admit().is_ok());
+    }
+
+    #[test]
+    fn a_failed_probe_opens_the_circuit_for_another_cooldown() {
+        let (breaker, clock) = breaker(2, 1_000);
+        breaker.record_failure();
+        breaker.record_failure();
+        clock.advance(Duration::from_millis(1_000));
+        assert!(breaker.admit().is_ok());
+
+        breaker.record_failure();
+
+        assert_eq!(breaker.state(), State::Open);
+        clock.advance(Duration::from_millis(999));
+        assert!(breaker.admit().is_err());
+        clock.advance(Duration::from_millis(1));
+        assert!(breaker.admit().is_ok());
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_is_replaced_after_a_cooldown() {
+        let (breaker, clock) = breaker(1, 1_000);
+        breaker.record_failure();
+        clock.advance(Duration::from_millis(1_000));
+        assert!(breaker.admit().is_ok());
+
+        clock.advance(Duration::from_millis(1_000));
+
+        assert!(breaker.admit().is_ok());
+        assert_eq!(breaker.state(), State::HalfOpen);
+    }
+}
