@@ -10,8 +10,10 @@
 //! - [`validation`]: request validation (shared by the API and the generator) and the checks on
 //!   the questions a model returns.
 //! - [`config`]: configuration read from the environment through a lookup closure.
-//! - [`kafka`]: the [`kafka::EventPublisher`] port and its rdkafka implementation.
+//! - [`kafka`]: the [`kafka::EventPublisher`] port, its rdkafka implementation, the service's
+//!   topics, and broker authentication (SCRAM, MSK IAM) in [`kafka::auth`].
 //! - [`secrets`]: Secrets Manager reads, cached per execution environment.
+//! - [`telemetry`]: metrics as CloudWatch Embedded Metric Format lines on stdout.
 //! - [`msk`]: building Lambda `KafkaEvent` batches from Kafka messages, as the MSK trigger does.
 //! - `testing` (feature `test-util`): fakes and harnesses for tests — a recording publisher, an
 //!   in-process broker, a tansu broker process and a Gemini stand-in.
@@ -21,6 +23,7 @@ pub mod events;
 pub mod kafka;
 pub mod msk;
 pub mod secrets;
+pub mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod validation;
