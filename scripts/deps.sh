@@ -56,3 +56,31 @@ ensure_schemathesis() {
   log "installing schemathesis"
   python3 -m pip install --quiet --disable-pip-version-check "schemathesis>=4,<5" >&2
 }
+
+# Deploy tooling (scripts/check-deploy): SAM CLI, cfn-lint, and cargo-lambda, whose PyPI
+# package ships zig, the linker it cross-compiles arm64 Lambda binaries with.
+ensure_deploy_tools() {
+  local missing=()
+  command -v sam >/dev/null 2>&1 || missing+=("aws-sam-cli")
+  command -v cfn-lint >/dev/null 2>&1 || missing+=("cfn-lint")
+  command -v cargo-lambda >/dev/null 2>&1 || missing+=("cargo-lambda")
+  python3 -c 'import samtranslator' >/dev/null 2>&1 || missing+=("aws-sam-translator")
+  [ "${#missing[@]}" -eq 0 ] && return
+  log "installing ${missing[*]} (deploy checks)"
+  python3 -m pip install --quiet "${missing[@]}" >&2
+  hash -r
+}
+
+# The Rust standard library for Lambda's arm64 (Graviton) target.
+ensure_arm64_target() {
+  rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu && return
+  log "adding the aarch64-unknown-linux-gnu Rust target"
+  rustup target add aarch64-unknown-linux-gnu >&2
+}
+
+# qemu runs the arm64 binaries on this x86-64 machine; the arm64 C library is their loader.
+ensure_arm64_emulation() {
+  command -v qemu-aarch64-static >/dev/null 2>&1 && [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] && return
+  log "installing qemu-user-static and libc6-arm64-cross (runs arm64 binaries)"
+  apt_install qemu-user-static libc6-arm64-cross
+}

@@ -1,6 +1,7 @@
 //! The broker the local stack runs against.
 
-use qgen::kafka::{AdminError, TopicSpec, ensure_topics};
+use qgen::config::KafkaConfig;
+use qgen::kafka::{AdminError, TopicSpec, ensure_topics, service_topics};
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::mocking::MockCluster;
@@ -17,13 +18,16 @@ pub enum BrokerError {
     Topics(#[source] AdminError),
 }
 
-/// The topics of the service, with the partition counts used locally.
-pub fn local_topics(request: &str, response: &str, dlq: &str, partitions: i32) -> Vec<TopicSpec> {
-    vec![
-        TopicSpec::new(request, partitions),
-        TopicSpec::new(response, partitions),
-        TopicSpec::new(dlq, 1),
-    ]
+/// The service's topics ([`qgen::kafka::service_topics`]) on a one-broker local stack, the
+/// request and response topics with `partitions` partitions.
+pub fn local_topics(config: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
+    let mut topics = service_topics(config, 1);
+    for topic in &mut topics {
+        if topic.name != config.dlq_topic {
+            topic.partitions = partitions;
+        }
+    }
+    topics
 }
 
 /// An embedded broker (in this process, on a real TCP port) or an external one.

@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use qgen::config::ApiConfig;
+use qgen::kafka::auth::KafkaAuth;
+use qgen::kafka::{create_service_topics, service_topics};
 use qgen_local::client::{self, State};
 use qgen_local::stack::{UpOptions, up};
 use serde_json::json;
@@ -55,6 +58,14 @@ enum Command {
     },
     /// Send one request to the running stack and print its questions when they arrive.
     Demo(RequestArgs),
+    /// Create the service's topics on the broker named by KAFKA_BOOTSTRAP_SERVERS (with
+    /// KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* as the functions use them, e.g. on MSK); topics
+    /// that exist are left alone.
+    Topics {
+        /// Replication factor: 3 on a three-AZ MSK cluster.
+        #[arg(long, default_value_t = 3)]
+        replication: i32,
+    },
 }
 
 #[derive(clap::Args)]
@@ -165,6 +176,22 @@ async fn run(command: Command, state_file: PathBuf) -> Result<(), String> {
             client::tail(&state.bootstrap, &response_topic, from_beginning, shutdown)
                 .await
                 .map_err(|e| error_chain(&e))
+        }
+        Command::Topics { replication } => {
+            let config = ApiConfig::from_env().map_err(|e| error_chain(&e))?;
+            let auth = KafkaAuth::resolve(&config.kafka)
+                .await
+                .map_err(|e| error_chain(&e))?;
+            create_service_topics(&config.kafka, &auth, replication)
+                .await
+                .map_err(|e| error_chain(&e))?;
+            for topic in service_topics(&config.kafka, replication) {
+                println!(
+                    "{} ({} partitions, replication {replication}): ready",
+                    topic.name, topic.partitions
+                );
+            }
+            Ok(())
         }
         Command::Demo(args) => {
             let state = State::load(&state_file).map_err(|e| e.to_string())?;

@@ -125,13 +125,7 @@ pub async fn up(
     let mut api_config = ApiConfig::from_lookup(lookup)?;
     let mut generator_config = GeneratorConfig::from_lookup(lookup)?;
 
-    let kafka = &generator_config.kafka;
-    let topics = local_topics(
-        &kafka.request_topic,
-        &kafka.response_topic,
-        &kafka.dlq_topic,
-        options.partitions,
-    );
+    let topics = local_topics(&generator_config.kafka, options.partitions);
     let broker = Broker::start(external, &topics).await?;
     let bootstrap = broker.bootstrap_servers();
     api_config.kafka.bootstrap_servers = bootstrap.clone();

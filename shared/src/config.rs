@@ -60,6 +60,8 @@ pub enum SecurityProtocol {
     Plaintext,
     /// TLS (MSK's TLS listener).
     Ssl,
+    /// TLS plus SASL authentication (MSK's SCRAM and IAM listeners); needs a [`SaslMechanism`].
+    SaslSsl,
 }
 
 impl SecurityProtocol {
@@ -68,8 +70,23 @@ impl SecurityProtocol {
         match self {
             SecurityProtocol::Plaintext => "plaintext",
             SecurityProtocol::Ssl => "ssl",
+            SecurityProtocol::SaslSsl => "sasl_ssl",
         }
     }
+}
+
+/// How the clients authenticate over `SASL_SSL` (`KAFKA_SASL_MECHANISM`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaslMechanism {
+    /// `SCRAM-SHA-512`: username and password from the Secrets Manager secret named by
+    /// `KAFKA_SASL_SECRET_ARN` (MSK requires its name to start with `AmazonMSK_`).
+    ScramSha512 {
+        /// `KAFKA_SASL_SECRET_ARN`: a secret holding `{"username": "...", "password": "..."}`.
+        secret_arn: String,
+    },
+    /// `AWS_MSK_IAM`: an `OAUTHBEARER` token signed with the function's role, refreshed before
+    /// it expires.
+    AwsMskIam,
 }
 
 /// Kafka settings shared by every client of the service.
@@ -85,6 +102,9 @@ pub struct KafkaConfig {
     pub dlq_topic: String,
     /// `KAFKA_SECURITY_PROTOCOL`.
     pub security_protocol: SecurityProtocol,
+    /// `KAFKA_SASL_MECHANISM` (with `KAFKA_SASL_SECRET_ARN` for SCRAM); set exactly when the
+    /// protocol is `SASL_SSL`.
+    pub sasl: Option<SaslMechanism>,
     /// `KAFKA_MESSAGE_TIMEOUT_MS`: how long a produce may take before it is reported as failed.
     /// Well under the function timeout, so the API answers 503 rather than being killed.
     pub message_timeout: Duration,
@@ -205,20 +225,23 @@ impl KafkaConfig {
         let security_protocol = match protocol.to_ascii_uppercase().as_str() {
             "PLAINTEXT" => SecurityProtocol::Plaintext,
             "SSL" => SecurityProtocol::Ssl,
+            "SASL_SSL" => SecurityProtocol::SaslSsl,
             _ => {
                 return Err(ConfigError::Invalid {
                     var: "KAFKA_SECURITY_PROTOCOL",
                     value: protocol,
-                    reason: "expected PLAINTEXT or SSL".into(),
+                    reason: "expected PLAINTEXT, SSL or SASL_SSL".into(),
                 });
             }
         };
+        let sasl = Self::sasl(vars, security_protocol)?;
         Ok(KafkaConfig {
             bootstrap_servers: vars.required("KAFKA_BOOTSTRAP_SERVERS")?,
             request_topic: vars.or("KAFKA_QUESTION_REQUEST_TOPIC", "question.request"),
             response_topic: vars.or("KAFKA_QUESTION_RESPONSE_TOPIC", "question.response"),
             dlq_topic: vars.or("KAFKA_QUESTION_DLQ_TOPIC", "question.request.dlq"),
             security_protocol,
+            sasl,
             message_timeout: Duration::from_millis(vars.number(
                 "KAFKA_MESSAGE_TIMEOUT_MS",
                 5_000,
@@ -226,6 +249,35 @@ impl KafkaConfig {
                 300_000,
             )?),
         })
+    }
+
+    /// The SASL mechanism, checked against the protocol: a mechanism without `SASL_SSL` (or
+    /// the reverse) is a half-made setting that would fail later, at the first connection.
+    fn sasl<F: Fn(&str) -> Option<String>>(
+        vars: &Vars<F>,
+        protocol: SecurityProtocol,
+    ) -> Result<Option<SaslMechanism>, ConfigError> {
+        let mechanism = vars.get("KAFKA_SASL_MECHANISM");
+        match (protocol, mechanism) {
+            (SecurityProtocol::SaslSsl, None) => Err(ConfigError::Missing("KAFKA_SASL_MECHANISM")),
+            (SecurityProtocol::SaslSsl, Some(m)) => match m.to_ascii_uppercase().as_str() {
+                "SCRAM-SHA-512" => Ok(Some(SaslMechanism::ScramSha512 {
+                    secret_arn: vars.required("KAFKA_SASL_SECRET_ARN")?,
+                })),
+                "AWS_MSK_IAM" => Ok(Some(SaslMechanism::AwsMskIam)),
+                _ => Err(ConfigError::Invalid {
+                    var: "KAFKA_SASL_MECHANISM",
+                    value: m,
+                    reason: "expected SCRAM-SHA-512 or AWS_MSK_IAM".into(),
+                }),
+            },
+            (_, None) => Ok(None),
+            (_, Some(m)) => Err(ConfigError::Invalid {
+                var: "KAFKA_SASL_MECHANISM",
+                value: m,
+                reason: "only used with KAFKA_SECURITY_PROTOCOL=SASL_SSL".into(),
+            }),
+        }
     }
 }
 
@@ -406,6 +458,65 @@ mod tests {
         ]))
         .unwrap();
         assert!(matches!(config.gemini.api_key, ApiKeySource::SecretArn(_)));
+    }
+
+    #[test]
+    fn sasl_ssl_reads_the_scram_secret_or_iam() {
+        let scram = ApiConfig::from_lookup(lookup(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b-1:9096"),
+            ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+            (
+                "KAFKA_SASL_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:AmazonMSK_qgen",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(scram.kafka.security_protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(
+            scram.kafka.sasl,
+            Some(SaslMechanism::ScramSha512 {
+                secret_arn: "arn:aws:secretsmanager:eu-west-1:1:secret:AmazonMSK_qgen".into()
+            })
+        );
+        let iam = ApiConfig::from_lookup(lookup(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b-1:9098"),
+            ("KAFKA_SECURITY_PROTOCOL", "sasl_ssl"),
+            ("KAFKA_SASL_MECHANISM", "AWS_MSK_IAM"),
+        ]))
+        .unwrap();
+        assert_eq!(iam.kafka.sasl, Some(SaslMechanism::AwsMskIam));
+    }
+
+    #[test]
+    fn half_made_sasl_settings_are_refused_at_cold_start() {
+        let cases: [(&[(&str, &str)], &str); 4] = [
+            (&[("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")], "KAFKA_SASL_MECHANISM"),
+            (
+                &[
+                    ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+                    ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+                ],
+                "KAFKA_SASL_SECRET_ARN",
+            ),
+            (
+                &[
+                    ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+                    ("KAFKA_SASL_MECHANISM", "PLAIN"),
+                ],
+                "KAFKA_SASL_MECHANISM",
+            ),
+            (&[("KAFKA_SASL_MECHANISM", "AWS_MSK_IAM")], "KAFKA_SASL_MECHANISM"),
+        ];
+        for (vars, named) in cases {
+            let mut pairs = vec![("KAFKA_BOOTSTRAP_SERVERS", "b")];
+            pairs.extend_from_slice(vars);
+            let err = ApiConfig::from_lookup(lookup(&pairs)).unwrap_err();
+            let var = match err {
+                ConfigError::Missing(var) | ConfigError::Invalid { var, .. } => var,
+            };
+            assert_eq!(var, named, "{vars:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,9 @@
-//! The Kafka side: the [`EventPublisher`] port the handlers are written against, and
-//! [`KafkaPublisher`], its rdkafka implementation.
+//! The Kafka side: the [`EventPublisher`] port the handlers are written against,
+//! [`KafkaPublisher`], its rdkafka implementation, and the service's topics.
+//!
+//! Authentication (SCRAM from Secrets Manager, MSK IAM tokens) lives in [`auth`].
+
+pub mod auth;
 
 use std::future::Future;
 use std::sync::RwLock;
@@ -7,14 +11,16 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde::Serialize;
 
-use crate::config::KafkaConfig;
+use crate::config::{KafkaConfig, SaslMechanism};
 use crate::events::Envelope;
+
+use self::auth::{AuthError, KafkaAuth, KafkaContext};
 
 /// Header naming the event type of a record.
 pub const HEADER_EVENT_TYPE: &str = "eventType";
@@ -71,6 +77,9 @@ pub enum PublishError {
     /// The producer could not be built from the configuration.
     #[error("could not create the Kafka producer")]
     Create(#[source] KafkaError),
+    /// Credentials for the brokers could not be resolved.
+    #[error("could not authenticate to Kafka")]
+    Auth(#[source] AuthError),
     /// A test double was told to fail.
     #[error("publishing is failing on purpose: {0}")]
     Injected(String),
@@ -134,13 +143,24 @@ where
         .await
 }
 
-/// The librdkafka settings every client of the service shares: brokers and security.
+/// The librdkafka settings every client of the service shares: brokers, security protocol and
+/// SASL mechanism. Credentials are added by [`KafkaAuth::apply`].
 pub fn client_config(config: &KafkaConfig) -> ClientConfig {
     let mut client = ClientConfig::new();
     client
         .set("bootstrap.servers", &config.bootstrap_servers)
         .set("security.protocol", config.security_protocol.as_str())
         .set("client.id", "qgen");
+    match &config.sasl {
+        None => {}
+        Some(SaslMechanism::ScramSha512 { .. }) => {
+            client.set("sasl.mechanism", "SCRAM-SHA-512");
+        }
+        // MSK IAM is OAUTHBEARER with a SigV4-signed URL as the token (see `auth`).
+        Some(SaslMechanism::AwsMskIam) => {
+            client.set("sasl.mechanism", "OAUTHBEARER");
+        }
+    }
     client
 }
 
@@ -171,25 +191,51 @@ pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
 /// fails with anything but a plain timeout, the publisher replaces the producer: one incident
 /// costs the calls in flight, not the rest of the execution environment.
 pub struct KafkaPublisher {
-    producer: RwLock<FutureProducer>,
+    producer: RwLock<FutureProducer<KafkaContext>>,
+    /// What a replacement producer is built from.
     client: ClientConfig,
+    auth: KafkaAuth,
     queue_timeout: Duration,
 }
 
 impl KafkaPublisher {
-    /// Builds the producer. It connects lazily, so this fails only on bad configuration.
+    /// Resolves the credentials `config` asks for (a SCRAM secret from Secrets Manager, an IAM
+    /// signer from the function's role; nothing for PLAINTEXT and SSL) and builds the producer.
+    /// What a function's `main` calls, once per execution environment.
+    pub async fn connect(config: &KafkaConfig) -> Result<Self, PublishError> {
+        let auth = KafkaAuth::resolve(config).await.map_err(PublishError::Auth)?;
+        Self::with_auth(config, &auth)
+    }
+
+    /// Builds a producer that needs no credentials (PLAINTEXT or SSL, as local brokers and the
+    /// tests use). It connects lazily, so this fails only on bad configuration.
     pub fn new(config: &KafkaConfig) -> Result<Self, PublishError> {
-        let client = producer_config(config);
-        let producer = client.create().map_err(PublishError::Create)?;
+        Self::with_auth(config, &KafkaAuth::None)
+    }
+
+    /// Builds the producer with credentials already resolved.
+    pub fn with_auth(config: &KafkaConfig, auth: &KafkaAuth) -> Result<Self, PublishError> {
+        if !auth.fits(config) {
+            return Err(PublishError::Create(KafkaError::ClientCreation(format!(
+                "KAFKA_SASL_MECHANISM {:?} needs matching credentials (use KafkaPublisher::connect)",
+                config.sasl
+            ))));
+        }
+        let mut client = producer_config(config);
+        auth.apply(&mut client);
+        let producer = client
+            .create_with_context(auth.context())
+            .map_err(PublishError::Create)?;
         Ok(KafkaPublisher {
             producer: RwLock::new(producer),
             client,
+            auth: auth.clone(),
             queue_timeout: config.message_timeout,
         })
     }
 
     /// The current producer (a cheap handle), e.g. for flushing at shutdown.
-    pub fn producer(&self) -> FutureProducer {
+    pub fn producer(&self) -> FutureProducer<KafkaContext> {
         match self.producer.read() {
             Ok(producer) => producer.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -198,7 +244,7 @@ impl KafkaPublisher {
 
     /// Replaces `failed` after `error` unless the error was a plain timeout (the broker is
     /// unreachable: a new producer would not help) or another caller replaced it already.
-    fn recover(&self, failed: &FutureProducer, error: &KafkaError) {
+    fn recover(&self, failed: &FutureProducer<KafkaContext>, error: &KafkaError) {
         let fatal = failed.client().fatal_error();
         let timed_out = matches!(
             error,
@@ -213,7 +259,7 @@ impl KafkaPublisher {
         if !std::ptr::eq(current.client().native_ptr(), failed.client().native_ptr()) {
             return;
         }
-        match self.client.create() {
+        match self.client.create_with_context(self.auth.context()) {
             Ok(producer) => {
                 tracing::warn!(error = %error, fatal = ?fatal, "delivery failed: producer replaced");
                 *current = producer;
@@ -303,7 +349,20 @@ pub enum AdminError {
 /// Creates every topic in `topics` that does not exist yet (MSK does not create them on first
 /// use). Topics that already exist are left as they are.
 pub async fn ensure_topics(client: &ClientConfig, topics: &[TopicSpec]) -> Result<(), AdminError> {
-    let admin: AdminClient<DefaultClientContext> = client.create().map_err(AdminError::Client)?;
+    ensure_topics_with(client, DefaultClientContext, topics).await
+}
+
+/// [`ensure_topics`] with a client context (for IAM tokens: [`KafkaAuth::context`]).
+pub async fn ensure_topics_with<C: ClientContext + 'static>(
+    client: &ClientConfig,
+    context: C,
+    topics: &[TopicSpec],
+) -> Result<(), AdminError> {
+    // librdkafka refuses an empty CreateTopics; nothing to create is simply done.
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<C> = client.create_with_context(context).map_err(AdminError::Client)?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
@@ -327,6 +386,53 @@ pub async fn ensure_topics(client: &ClientConfig, topics: &[TopicSpec]) -> Resul
     Ok(())
 }
 
+/// `retention.ms` of `question.request` and `question.response`: 7 days, long enough to replay
+/// a weekend's traffic after an outage of the generator or of the content service.
+pub const EVENT_RETENTION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// `retention.ms` of the DLQ: 14 days, time for a person to look at poison and replay it.
+pub const DLQ_RETENTION_MS: u64 = 14 * 24 * 60 * 60 * 1000;
+/// Partitions of `question.request` and `question.response`: the MSK trigger runs at most one
+/// generator per partition, so this bounds the generator's concurrency (times
+/// `GENERATION_CONCURRENCY` Gemini calls).
+pub const EVENT_PARTITIONS: i32 = 3;
+
+/// The topics the service needs, named as `config` names them: the request and response topics
+/// with [`EVENT_PARTITIONS`] partitions and 7 days of retention, the DLQ with one partition and
+/// 14 days. `replication` is 1 on a one-broker local stack, 3 on a three-AZ MSK cluster (then
+/// `min.insync.replicas=2`, so `acks=all` survives one broker down).
+pub fn service_topics(config: &KafkaConfig, replication: i32) -> Vec<TopicSpec> {
+    let settings = |retention_ms: u64| {
+        let mut settings = vec![("retention.ms".to_owned(), retention_ms.to_string())];
+        if replication >= 3 {
+            settings.push(("min.insync.replicas".to_owned(), "2".to_owned()));
+        }
+        settings
+    };
+    let topic = |name: &str, partitions: i32, retention_ms: u64| TopicSpec {
+        name: name.to_owned(),
+        partitions,
+        replication,
+        config: settings(retention_ms),
+    };
+    vec![
+        topic(&config.request_topic, EVENT_PARTITIONS, EVENT_RETENTION_MS),
+        topic(&config.response_topic, EVENT_PARTITIONS, EVENT_RETENTION_MS),
+        topic(&config.dlq_topic, 1, DLQ_RETENTION_MS),
+    ]
+}
+
+/// Creates the service's topics ([`service_topics`]) on the brokers of `config`, authenticated
+/// as `auth`; topics that exist are left alone, so this is safe to run on every deploy.
+pub async fn create_service_topics(
+    config: &KafkaConfig,
+    auth: &KafkaAuth,
+    replication: i32,
+) -> Result<(), AdminError> {
+    let mut client = client_config(config);
+    auth.apply(&mut client);
+    ensure_topics_with(&client, auth.context(), &service_topics(config, replication)).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +445,7 @@ mod tests {
             response_topic: "question.response".into(),
             dlq_topic: "question.request.dlq".into(),
             security_protocol: SecurityProtocol::Ssl,
+            sasl: None,
             message_timeout: Duration::from_millis(4_000),
         }
     }
@@ -351,5 +458,47 @@ mod tests {
         assert_eq!(client.get("acks"), Some("all"));
         assert_eq!(client.get("enable.idempotence"), Some("true"));
         assert_eq!(client.get("message.timeout.ms"), Some("4000"));
+    }
+
+    #[test]
+    fn service_topics_follow_the_configured_names_with_retention() {
+        let mut kafka = config();
+        kafka.dlq_topic = "qgen.dlq".into();
+
+        let topics = service_topics(&kafka, 3);
+
+        let summary: Vec<(&str, i32, i32)> = topics
+            .iter()
+            .map(|t| (t.name.as_str(), t.partitions, t.replication))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("question.request", 3, 3),
+                ("question.response", 3, 3),
+                ("qgen.dlq", 1, 3)
+            ]
+        );
+        let setting =
+            |t: &TopicSpec, key: &str| t.config.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        assert_eq!(setting(&topics[0], "retention.ms").as_deref(), Some("604800000"));
+        assert_eq!(setting(&topics[2], "retention.ms").as_deref(), Some("1209600000"));
+        assert_eq!(setting(&topics[0], "min.insync.replicas").as_deref(), Some("2"));
+        // One broker cannot hold two in-sync replicas.
+        assert_eq!(
+            setting(&service_topics(&kafka, 1)[0], "min.insync.replicas"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_sasl_config_without_credentials_is_refused_up_front() {
+        let mut kafka = config();
+        kafka.security_protocol = SecurityProtocol::SaslSsl;
+        kafka.sasl = Some(SaslMechanism::AwsMskIam);
+        assert!(matches!(
+            KafkaPublisher::new(&kafka),
+            Err(PublishError::Create(_))
+        ));
     }
 }

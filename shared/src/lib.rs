@@ -12,7 +12,9 @@
 //! - [`validation`]: request validation (shared by the API and the generator) and the checks on
 //!   the questions a model returns.
 //! - [`config`]: configuration read from the environment through a lookup closure.
-//! - [`kafka`]: the [`kafka::EventPublisher`] port and its rdkafka implementation.
+//! - [`kafka`]: the [`kafka::EventPublisher`] port, its rdkafka implementation, the service's
+//!   topics, and broker authentication (SCRAM, MSK IAM) in [`kafka::auth`].
+//! - [`telemetry`]: metrics as CloudWatch Embedded Metric Format lines on stdout.
 //! - [`msk`]: building Lambda `KafkaEvent` batches from Kafka messages, as the MSK trigger does.
 //! - [`offline`]: placeholder questions written without a model (local stack, stand-ins).
 //! - [`secrets`]: Secrets Manager reads, cached per execution environment.
@@ -27,6 +29,7 @@ pub mod kafka;
 pub mod msk;
 pub mod offline;
 pub mod secrets;
+pub mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod validation;

@@ -11,8 +11,12 @@ use qgen::api::{Accepted, AcceptedStatus, ErrorResponse};
 use qgen::config::ApiConfig;
 use qgen::events::RequestEvent;
 use qgen::kafka::{EventPublisher, publish_event};
+use qgen::telemetry::Metrics;
 use qgen::validation::{Limits, MAX_BODY_BYTES, ValidationError, parse_request_body};
 use serde::Serialize;
+
+/// The `Service` dimension of this function's metrics.
+pub const SERVICE: &str = "question-api";
 
 /// The one route this function serves.
 pub use qgen::api::ROUTE;
@@ -82,8 +86,15 @@ impl<P: EventPublisher> Api<P> {
 
         let event = RequestEvent::new_request(generation);
         let request_id = &event.event_data.request_id;
-        match publish_event(&self.publisher, &self.request_topic, request_id, &event).await {
+        let started = std::time::Instant::now();
+        let published = publish_event(&self.publisher, &self.request_topic, request_id, &event).await;
+        let elapsed = started.elapsed();
+        match published {
             Ok(delivered) => {
+                Metrics::new(SERVICE)
+                    .count("Accepted", 1)
+                    .duration("PublishLatency", elapsed)
+                    .emit();
                 tracing::info!(
                     event_id = %event.event_id,
                     partition = delivered.partition,
@@ -101,6 +112,10 @@ impl<P: EventPublisher> Api<P> {
             }
             Err(e) => {
                 tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "request not persisted");
+                Metrics::new(SERVICE)
+                    .count("PublishFailed", 1)
+                    .duration("PublishLatency", elapsed)
+                    .emit();
                 error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
@@ -120,7 +135,12 @@ fn is_json(content_type: Option<&HeaderValue>) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// An error response; every one is also a `Rejected` metric with its code as the `Reason`.
 fn error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Response<Body> {
+    Metrics::new(SERVICE)
+        .dimension("Reason", code)
+        .count("Rejected", 1)
+        .emit();
     respond(status, &ErrorResponse::new(code, message, field))
 }
 

@@ -13,8 +13,9 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // Fail at cold start, not on the first request, when the configuration is wrong.
     let config = ApiConfig::from_env()?;
-    // One producer per execution environment, shared by every invocation.
-    let api = Api::new(KafkaPublisher::new(&config.kafka)?, &config);
+    // One producer per execution environment, shared by every invocation; `connect` resolves
+    // the SCRAM secret or the IAM signer that KAFKA_SASL_MECHANISM asks for.
+    let api = Api::new(KafkaPublisher::connect(&config.kafka).await?, &config);
     run(service_fn(|request| async {
         Ok::<_, Infallible>(api.handle(request).await)
     }))

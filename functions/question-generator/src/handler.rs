@@ -11,6 +11,7 @@ use futures::StreamExt;
 use qgen::config::GeneratorConfig;
 use qgen::events::{ErrorCode, ResponseError, ResponseEvent};
 use qgen::kafka::{EventPublisher, OutboundRecord, PublishError, publish_event};
+use qgen::telemetry::Metrics;
 use qgen::validation::Limits;
 use serde::Serialize;
 use std::time::Duration;
@@ -19,6 +20,9 @@ use tracing::Instrument;
 
 use crate::decode::{Coordinates, Decoded, decode_batch};
 use crate::source::{GenerationError, QuestionSource};
+
+/// The `Service` dimension of this function's metrics.
+pub const SERVICE: &str = "question-generator";
 
 /// DLQ header: the topic the record came from.
 pub const DLQ_SOURCE_TOPIC: &str = "dlq-source-topic";
@@ -93,6 +97,7 @@ impl<S: QuestionSource, P: EventPublisher> Generator<S, P> {
         let decoded = decode_batch(event, &self.limits);
         let records = decoded.len();
         tracing::Span::current().record("records", records);
+        Metrics::new(SERVICE).count("Records", records as u64).emit();
         let generation_deadline = deadline
             .checked_sub(self.publish_reserve)
             .unwrap_or_else(Instant::now);
@@ -156,9 +161,20 @@ impl<S: QuestionSource, P: EventPublisher> Generator<S, P> {
                     total_tokens = tracing::field::Empty,
                 );
                 async {
+                    let started = std::time::Instant::now();
                     let outcome = tokio::time::timeout_at(deadline, self.source.generate(&request, deadline))
                         .await
                         .unwrap_or(Err(GenerationError::DeadlineExceeded));
+                    // Outcome: `completed` or the failure's stable code, a small closed set.
+                    let label = match &outcome {
+                        Ok(_) => "completed",
+                        Err(e) => e.code().as_str(),
+                    };
+                    Metrics::new(SERVICE)
+                        .dimension("Outcome", label)
+                        .count("Responses", 1)
+                        .duration("GenerationLatency", started.elapsed())
+                        .emit();
                     let response = match outcome {
                         Ok(questions) => {
                             // Emitted inside the span, so the usage the source recorded on it is logged.
@@ -185,6 +201,10 @@ impl<S: QuestionSource, P: EventPublisher> Generator<S, P> {
                 ..
             } => {
                 tracing::info!(request_id = %request_id, field = %error.field, "invalid request");
+                Metrics::new(SERVICE)
+                    .dimension("Outcome", ErrorCode::InvalidRequest.as_str())
+                    .count("Responses", 1)
+                    .emit();
                 let response = ResponseEvent::failed(
                     &event_id,
                     &request_id,
@@ -242,6 +262,7 @@ impl<S: QuestionSource, P: EventPublisher> Generator<S, P> {
             reason,
             "poison record sent to the DLQ"
         );
+        Metrics::new(SERVICE).count("DeadLettered", 1).emit();
         let partition = source.partition.to_string();
         let offset = source.offset.to_string();
         let mut headers: Vec<(&str, &[u8])> = original_headers

@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
     // Clients built once per execution environment, shared by every invocation.
     let generator = Generator::new(
         GeminiClient::new(&config.gemini, api_key)?,
-        KafkaPublisher::new(&config.kafka)?,
+        KafkaPublisher::connect(&config.kafka).await?,
         &config,
     );
     run(service_fn(|event: LambdaEvent<KafkaEvent>| {

@@ -1,0 +1,191 @@
+//! Metrics in CloudWatch Embedded Metric Format (EMF): one JSON line on stdout that CloudWatch
+//! Logs turns into metrics, with no API call, no agent and no extra latency in the function.
+//!
+//! A [`Metrics`] record is built per outcome (a request accepted or rejected, a response
+//! published) and written with [`Metrics::emit`]. The namespace is [`NAMESPACE`]; every record
+//! has the dimension `Service` (the function) and may add one more (`Reason`, `Status`, …), so
+//! each metric is published both per service and per service and that dimension.
+//!
+//! Format: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+/// The CloudWatch namespace of every metric the service emits.
+pub const NAMESPACE: &str = "QuestionGeneration";
+/// The dimension every record carries: which function emitted it.
+pub const SERVICE_DIMENSION: &str = "Service";
+
+/// A metric's unit, as CloudWatch names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A count of things.
+    Count,
+    /// A duration in milliseconds.
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// Metrics could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// Writing the line failed (stdout closed).
+    #[error("could not write metrics")]
+    Write(#[source] std::io::Error),
+}
+
+/// One EMF record: a service, at most one extra dimension, and a few metric values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metrics {
+    service: &'static str,
+    dimension: Option<(&'static str, String)>,
+    values: Vec<(&'static str, f64, Unit)>,
+    properties: Vec<(&'static str, Value)>,
+}
+
+impl Metrics {
+    /// A record for `service` (e.g. `question-api`).
+    pub fn new(service: &'static str) -> Self {
+        Metrics {
+            service,
+            dimension: None,
+            values: Vec::with_capacity(2),
+            properties: Vec::new(),
+        }
+    }
+
+    /// Adds the extra dimension `name` = `value` (e.g. `Reason` = `invalid_num_questions`).
+    /// Keep values few and stable: every distinct value is a new CloudWatch metric.
+    pub fn dimension(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.dimension = Some((name, value.into()));
+        self
+    }
+
+    /// Adds a count.
+    pub fn count(mut self, name: &'static str, n: u64) -> Self {
+        self.values.push((name, n as f64, Unit::Count));
+        self
+    }
+
+    /// Adds a duration, in milliseconds.
+    pub fn duration(mut self, name: &'static str, elapsed: Duration) -> Self {
+        self.values
+            .push((name, elapsed.as_secs_f64() * 1000.0, Unit::Milliseconds));
+        self
+    }
+
+    /// Adds a property: searchable in Logs Insights, not a metric (e.g. a request id).
+    pub fn property(mut self, name: &'static str, value: impl Into<Value>) -> Self {
+        self.properties.push((name, value.into()));
+        self
+    }
+
+    /// The EMF document, stamped `timestamp_ms` (milliseconds since the epoch).
+    pub fn to_json(&self, timestamp_ms: i64) -> Value {
+        let mut dimension_sets = vec![json!([SERVICE_DIMENSION])];
+        let mut root = Map::new();
+        root.insert(SERVICE_DIMENSION.into(), self.service.into());
+        if let Some((name, value)) = &self.dimension {
+            dimension_sets.push(json!([SERVICE_DIMENSION, name]));
+            root.insert((*name).into(), value.as_str().into());
+        }
+        let definitions: Vec<Value> = self
+            .values
+            .iter()
+            .map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()}))
+            .collect();
+        for (name, value, _) in &self.values {
+            root.insert((*name).into(), json!(value));
+        }
+        for (name, value) in &self.properties {
+            root.insert((*name).into(), value.clone());
+        }
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": dimension_sets,
+                    "Metrics": definitions,
+                }]
+            }),
+        );
+        Value::Object(root)
+    }
+
+    /// Writes the record as one line to `out`.
+    pub fn write_to(&self, mut out: impl Write, timestamp_ms: i64) -> Result<(), TelemetryError> {
+        let mut line = self.to_json(timestamp_ms).to_string();
+        line.push('\n');
+        // One write call, so the line is not interleaved with log lines from other tasks.
+        out.write_all(line.as_bytes()).map_err(TelemetryError::Write)
+    }
+
+    /// Writes the record to stdout, where Lambda's log capture hands it to CloudWatch.
+    pub fn emit(&self) {
+        let now = chrono::Utc::now().timestamp_millis();
+        // `println!` holds the stdout lock for the whole line (no interleaving with log lines)
+        // and, unlike a raw write, is captured by the test harness.
+        println!("{}", self.to_json(now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_one_valid_emf_line_with_namespace_dimensions_and_metrics() {
+        let metrics = Metrics::new("question-api")
+            .dimension("Reason", "invalid_num_questions")
+            .count("Rejected", 1)
+            .duration("PublishLatency", Duration::from_micros(2_500))
+            .property("request_id", "req-1");
+        let mut out = Vec::new();
+
+        metrics.write_to(&mut out, 1_700_000_000_000).unwrap();
+
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches('\n').count(), 1);
+        assert!(text.ends_with('\n'));
+        let doc: Value = serde_json::from_str(text.trim_end()).unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_000_i64);
+        assert_eq!(directive["Namespace"], NAMESPACE);
+        assert_eq!(
+            directive["Dimensions"],
+            json!([["Service"], ["Service", "Reason"]])
+        );
+        assert_eq!(
+            directive["Metrics"],
+            json!([{"Name": "Rejected", "Unit": "Count"}, {"Name": "PublishLatency", "Unit": "Milliseconds"}])
+        );
+        // Every dimension and metric named in the directive is a top-level member (EMF's rule).
+        assert_eq!(doc["Service"], "question-api");
+        assert_eq!(doc["Reason"], "invalid_num_questions");
+        assert_eq!(doc["Rejected"], 1.0);
+        assert_eq!(doc["PublishLatency"], 2.5);
+        assert_eq!(doc["request_id"], "req-1");
+    }
+
+    #[test]
+    fn without_an_extra_dimension_metrics_are_per_service_only() {
+        let doc = Metrics::new("question-generator").count("Records", 4).to_json(0);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Service"]])
+        );
+        assert_eq!(doc["Records"], 4.0);
+    }
+}
