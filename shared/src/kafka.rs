@@ -80,6 +80,9 @@ pub enum PublishError {
     /// Credentials for the brokers could not be resolved.
     #[error("could not authenticate to Kafka")]
     Auth(#[source] AuthError),
+    /// No acknowledgement came within the caller's time limit.
+    #[error("no acknowledgement within {0:?}")]
+    TimedOut(Duration),
     /// A test double was told to fail.
     #[error("publishing is failing on purpose: {0}")]
     Injected(String),
@@ -169,12 +172,16 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
 /// hears back well before its function times out.
 pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
     let timeout_ms = config.message_timeout.as_millis().to_string();
+    // A request in flight when the broker vanishes is only timed out after request.timeout.ms,
+    // and its records after that: half the message timeout keeps the caller's worst case (a 503
+    // answered while the broker is down) near the message timeout rather than twice it.
+    let request_timeout_ms = (config.message_timeout.as_millis() / 2).max(500).to_string();
     let mut client = client_config(config);
     client
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("message.timeout.ms", &timeout_ms)
-        .set("request.timeout.ms", &timeout_ms)
+        .set("request.timeout.ms", &request_timeout_ms)
         // One request, one record: waiting to batch only adds latency to the API. The
         // generator's concurrent responses still share requests while one is in flight.
         .set("linger.ms", "0")

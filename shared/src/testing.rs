@@ -152,6 +152,16 @@ impl MockBroker {
     pub fn bootstrap_servers(&self) -> String {
         self.cluster.bootstrap_servers()
     }
+
+    /// Makes the broker drop its connections and refuse new ones, keeping its data.
+    pub fn go_down(&self) {
+        self.cluster.broker_down(1).expect("mock broker down");
+    }
+
+    /// Makes the broker accept connections again.
+    pub fn come_up(&self) {
+        self.cluster.broker_up(1).expect("mock broker up");
+    }
 }
 
 /// A tansu broker process (an independent Kafka-protocol implementation) with SQLite storage in
@@ -196,9 +206,15 @@ impl TansuBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Kills the broker process (as a crash would); its data stays for [`Self::restart`].
-    pub fn kill(&mut self) {
+    /// Stops the broker process (SIGTERM, then SIGKILL after 5 s); its data stays for
+    /// [`Self::restart`].
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -206,7 +222,7 @@ impl TansuBroker {
 
     /// Starts the broker (again) on the same port with the same data, and waits until it listens.
     pub async fn restart(&mut self) {
-        self.kill();
+        self.stop();
         let binary = std::env::var_os("TANSU_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("tansu"));
@@ -258,7 +274,10 @@ impl TansuBroker {
 
 impl Drop for TansuBroker {
     fn drop(&mut self) {
-        self.kill();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use lambda_http::{Body, Request, Response};
 use qgen::api::{Accepted, AcceptedStatus, ErrorResponse};
 use qgen::config::ApiConfig;
 use qgen::events::RequestEvent;
-use qgen::kafka::{EventPublisher, publish_event};
+use qgen::kafka::{EventPublisher, PublishError, publish_event};
 use qgen::telemetry::Metrics;
 use qgen::validation::{Limits, MAX_BODY_BYTES, ValidationError, parse_request_body};
 use serde::Serialize;
@@ -26,6 +26,7 @@ pub struct Api<P> {
     publisher: P,
     request_topic: String,
     limits: Limits,
+    publish_timeout: std::time::Duration,
 }
 
 impl<P: EventPublisher> Api<P> {
@@ -35,6 +36,10 @@ impl<P: EventPublisher> Api<P> {
             publisher,
             request_topic: config.kafka.request_topic.clone(),
             limits: config.limits,
+            // librdkafka reports a record's timeout late while it reconnects (seen at up to 3x
+            // message.timeout.ms with the broker down); the caller gets its 503 on time anyway.
+            // A record past its message timeout is never sent, so this cannot persist it later.
+            publish_timeout: config.kafka.message_timeout + std::time::Duration::from_secs(1),
         }
     }
 
@@ -87,7 +92,12 @@ impl<P: EventPublisher> Api<P> {
         let event = RequestEvent::new_request(generation);
         let request_id = &event.event_data.request_id;
         let started = std::time::Instant::now();
-        let published = publish_event(&self.publisher, &self.request_topic, request_id, &event).await;
+        let published = tokio::time::timeout(
+            self.publish_timeout,
+            publish_event(&self.publisher, &self.request_topic, request_id, &event),
+        )
+        .await
+        .unwrap_or_else(|_elapsed| Err(PublishError::TimedOut(self.publish_timeout)));
         let elapsed = started.elapsed();
         match published {
             Ok(delivered) => {
