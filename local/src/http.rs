@@ -63,6 +63,10 @@ async fn handle<P: EventPublisher>(
                 br#"{"error":{"code":"payload_too_large","message":"body too large","field":"body"}}"#,
             )));
             *response.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
             return Ok(response);
         }
     };

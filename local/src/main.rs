@@ -134,6 +134,10 @@ async fn run(command: Command, state_file: PathBuf) -> Result<(), String> {
                 invoke_url,
                 state_file: Some(state_file),
             };
+            // EMF metric lines are for CloudWatch; on a terminal they drown the progress log.
+            if std::env::var_os("QGEN_LOCAL_METRICS").is_none() {
+                qgen::telemetry::silence();
+            }
             let stack = up(&options, |var| std::env::var(var).ok())
                 .await
                 .map_err(|e| error_chain(&e))?;

@@ -132,13 +132,25 @@ impl Metrics {
         out.write_all(line.as_bytes()).map_err(TelemetryError::Write)
     }
 
-    /// Writes the record to stdout, where Lambda's log capture hands it to CloudWatch.
+    /// Writes the record to stdout, where Lambda's log capture hands it to CloudWatch (unless
+    /// [`silence`] was called).
     pub fn emit(&self) {
+        if SILENCED.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let now = chrono::Utc::now().timestamp_millis();
         // `println!` holds the stdout lock for the whole line (no interleaving with log lines)
         // and, unlike a raw write, is captured by the test harness.
         println!("{}", self.to_json(now));
     }
+}
+
+static SILENCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops [`Metrics::emit`] from writing, for processes where stdout is a person's terminal
+/// (the local stack) rather than CloudWatch.
+pub fn silence() {
+    SILENCED.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(test)]
