@@ -33,11 +33,19 @@ async fn main() -> Result<(), Error> {
     .await
 }
 
-/// The invocation deadline (milliseconds since the epoch) as a monotonic instant.
+/// The invocation deadline as a monotonic instant. Lambda sends milliseconds since the epoch;
+/// `cargo lambda watch` sends the timeout itself (600000), so a value too small to be a date
+/// after 2001 is read as the time left.
 fn instant_of(deadline_ms: u64) -> Instant {
+    const YEAR_2001_MS: u64 = 978_307_200_000;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64;
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    let remaining_ms = if deadline_ms < YEAR_2001_MS {
+        deadline_ms
+    } else {
+        deadline_ms.saturating_sub(now_ms)
+    };
+    Instant::now() + Duration::from_millis(remaining_ms)
 }
