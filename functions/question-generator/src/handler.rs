@@ -271,14 +271,13 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 }
             }
         }
+        if let Some(first) = &first_error {
+            tracing::error!(failures, in_progress, records, error = %first, "batch not fully published");
+        } else if in_progress > 0 {
+            // Expected after a crash or a rebalance: the retry answers these records.
+            tracing::warn!(in_progress, records, "batch left to the invocations answering it");
+        }
         if failures > 0 || in_progress > 0 {
-            tracing::error!(
-                failures,
-                in_progress,
-                records,
-                error = first_error.as_ref().map(tracing::field::display),
-                "batch not fully answered"
-            );
             return Err(BatchError {
                 failures,
                 in_progress,
@@ -549,5 +548,62 @@ impl From<BatchError> for lambda_runtime::Diagnostic {
                 None => error.to_string(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qgen::events::Difficulty;
+
+    fn request(offset: i64, request_id: &str, topic: &str) -> Decoded {
+        Decoded::Request {
+            source: Coordinates {
+                topic: "question.request".into(),
+                partition: 0,
+                offset,
+            },
+            event_id: format!("evt-{offset}"),
+            request: GenerationRequest {
+                request_id: request_id.into(),
+                topic: topic.into(),
+                num_questions: 1,
+                difficulty: Difficulty::Easy,
+                context: None,
+            },
+        }
+    }
+
+    #[test]
+    fn grouping_keeps_the_first_of_each_request_id_and_flags_other_content() {
+        let batch = vec![
+            request(1, "a", "Loops"),
+            request(2, "b", "Joins"),
+            request(3, "a", "Loops"),
+            request(4, "a", "Closures"),
+        ];
+
+        let work = group(batch);
+
+        let jobs: Vec<(&str, Vec<(&str, bool)>)> = work
+            .iter()
+            .filter_map(|w| match w {
+                Work::Request(job) => Some((
+                    job.event_id.as_str(),
+                    job.duplicates
+                        .iter()
+                        .map(|d| (d.event_id.as_str(), d.conflicting))
+                        .collect(),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            jobs,
+            [
+                ("evt-1", vec![("evt-3", false), ("evt-4", true)]),
+                ("evt-2", vec![])
+            ]
+        );
     }
 }
