@@ -12,6 +12,7 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use qgen::kafka::EventPublisher;
 use qgen::msk::{kafka_event, record_json};
 use question_generator::handler::Generator;
+use question_generator::idempotency::IdempotencyStore;
 use question_generator::source::QuestionSource;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -81,12 +82,15 @@ pub trait Invoker: Send + Sync {
     ) -> impl Future<Output = Result<(), InvokeError>> + Send;
 }
 
-impl<S: QuestionSource, P: EventPublisher> Invoker for Generator<S, P> {
+impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Invoker for Generator<S, P, I> {
     async fn invoke(&self, event: &KafkaEvent, deadline: Instant) -> Result<(), InvokeError> {
         self.handle(event, deadline)
             .await
             .map(|_| ())
-            .map_err(|e| InvokeError(format!("{e}: {}", e.first)))
+            .map_err(|e| match &e.first {
+                Some(first) => InvokeError(format!("{e}: {first}")),
+                None => InvokeError(e.to_string()),
+            })
     }
 }
 

@@ -11,6 +11,7 @@ use qgen::secrets::SecretsClient;
 use question_api::Api;
 use question_generator::gemini::{BuildError, GeminiClient, api_key};
 use question_generator::handler::Generator;
+use question_generator::idempotency::store_from_env;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -154,7 +155,9 @@ pub async fn up(
                 source,
                 KafkaPublisher::new(&generator_config.kafka)?,
                 &generator_config,
-            );
+            )
+            // Off unless IDEMPOTENCY_TABLE is set (e.g. with AWS_ENDPOINT_URL at a local DynamoDB).
+            .with_idempotency(store_from_env(&generator_config).await);
             let emulator = Emulator::new(&consumer, esm, generator)?;
             spawn_emulator(&mut tasks, emulator, shutdown.clone());
         }

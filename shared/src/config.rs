@@ -167,6 +167,16 @@ pub struct BreakerConfig {
     pub cooldown: Duration,
 }
 
+/// Where the generator records which requests it has answered (see the README, "Idempotency").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyConfig {
+    /// `IDEMPOTENCY_TABLE`: the DynamoDB table's name.
+    pub table: String,
+    /// `IDEMPOTENCY_TTL_SECONDS`: how long an answer is remembered and re-published to
+    /// duplicates instead of generating again.
+    pub ttl: Duration,
+}
+
 /// Settings of the question-generator function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratorConfig {
@@ -178,6 +188,8 @@ pub struct GeneratorConfig {
     pub concurrency: usize,
     /// `MAX_QUESTIONS_PER_REQUEST`, the same limit the API applies.
     pub limits: Limits,
+    /// Set when `IDEMPOTENCY_TABLE` is: duplicates of an answered request are not generated again.
+    pub idempotency: Option<IdempotencyConfig>,
 }
 
 /// Reads variables through `lookup`; empty values count as unset.
@@ -364,6 +376,19 @@ impl GeneratorConfig {
             },
             concurrency: vars.number("GENERATION_CONCURRENCY", 16, 1, 256)?,
             limits: limits(&vars)?,
+            idempotency: match vars.get("IDEMPOTENCY_TABLE") {
+                Some(table) => Some(IdempotencyConfig {
+                    table,
+                    // At most DynamoDB TTL's practical horizon of a year.
+                    ttl: Duration::from_secs(vars.number(
+                        "IDEMPOTENCY_TTL_SECONDS",
+                        3_600,
+                        60,
+                        31_536_000,
+                    )?),
+                }),
+                None => None,
+            },
         })
     }
 }
@@ -394,6 +419,7 @@ mod tests {
         assert_eq!(config.gemini.api_key, ApiKeySource::None);
         assert_eq!(config.concurrency, 16);
         assert_eq!(config.limits.max_questions, 20);
+        assert_eq!(config.idempotency, None);
         assert_eq!(
             config.gemini.retry,
             RetryConfig {
@@ -517,6 +543,35 @@ mod tests {
             };
             assert_eq!(var, named, "{vars:?}");
         }
+    }
+
+    #[test]
+    fn an_idempotency_table_turns_the_store_on_with_a_one_hour_ttl_by_default() {
+        let config = GeneratorConfig::from_lookup(lookup(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b"),
+            ("IDEMPOTENCY_TABLE", "qgen-idempotency"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.idempotency,
+            Some(IdempotencyConfig {
+                table: "qgen-idempotency".into(),
+                ttl: Duration::from_secs(3_600),
+            })
+        );
+        let err = GeneratorConfig::from_lookup(lookup(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b"),
+            ("IDEMPOTENCY_TABLE", "t"),
+            ("IDEMPOTENCY_TTL_SECONDS", "5"),
+        ]))
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                var: "IDEMPOTENCY_TTL_SECONDS",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -148,6 +148,9 @@ pub enum ErrorCode {
     InvalidModelOutput,
     /// The invocation ran out of time before questions were ready.
     DeadlineExceeded,
+    /// The `request_id` was already used for a request with different content; the first one
+    /// is the one answered, this one never is.
+    IdempotencyConflict,
     /// A code this reader does not know (written by a newer writer).
     #[serde(other)]
     Unknown,
@@ -163,6 +166,7 @@ impl ErrorCode {
             ErrorCode::GeminiRejected => "gemini_rejected",
             ErrorCode::InvalidModelOutput => "invalid_model_output",
             ErrorCode::DeadlineExceeded => "deadline_exceeded",
+            ErrorCode::IdempotencyConflict => "idempotency_conflict",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -322,6 +326,7 @@ mod tests {
             ErrorCode::GeminiRejected,
             ErrorCode::InvalidModelOutput,
             ErrorCode::DeadlineExceeded,
+            ErrorCode::IdempotencyConflict,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }

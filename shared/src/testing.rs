@@ -474,6 +474,18 @@ impl MotoServer {
             .build();
         aws_sdk_secretsmanager::Client::from_conf(config)
     }
+
+    /// A DynamoDB client for this server, with dummy credentials.
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
 }
 
 impl Drop for MotoServer {

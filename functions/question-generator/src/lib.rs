@@ -8,11 +8,14 @@
 //! - [`gemini`]: the Gemini `generateContent` client: prompt, schema, reply checks, retries.
 //! - [`retry`]: backoff with full jitter and `Retry-After` (pure).
 //! - [`breaker`]: the circuit breaker shared by the invocations of an execution environment.
-//! - [`handler`]: the orchestration — generate concurrently, publish, dead-letter.
+//! - [`idempotency`]: the [`idempotency::IdempotencyStore`] port and its DynamoDB adapter, so a
+//!   duplicate request is answered from the record of its first answer.
+//! - [`handler`]: the orchestration — de-duplicate, generate concurrently, publish, dead-letter.
 
 pub mod breaker;
 pub mod decode;
 pub mod gemini;
 pub mod handler;
+pub mod idempotency;
 pub mod retry;
 pub mod source;

@@ -9,6 +9,7 @@ use qgen::kafka::KafkaPublisher;
 use qgen::secrets::SecretsClient;
 use question_generator::gemini::{GeminiClient, api_key};
 use question_generator::handler::Generator;
+use question_generator::idempotency::store_from_env;
 use tokio::time::Instant;
 
 #[tokio::main]
@@ -24,7 +25,9 @@ async fn main() -> Result<(), Error> {
         GeminiClient::new(&config.gemini, api_key)?,
         KafkaPublisher::connect(&config.kafka).await?,
         &config,
-    );
+    )
+    // DynamoDB only when IDEMPOTENCY_TABLE is set; its failures never stop a generation.
+    .with_idempotency(store_from_env(&config).await);
     run(service_fn(|event: LambdaEvent<KafkaEvent>| {
         let deadline = instant_of(event.context.deadline);
         let generator = &generator;
