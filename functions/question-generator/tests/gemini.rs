@@ -18,8 +18,6 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use wiremock::{Request, Respond, ResponseTemplate};
 
-mod support;
-
 /// Fast settings: millisecond backoff, three attempts, and a breaker that stays out of the way
 /// (it has tests of its own).
 fn config(base_url: &str, overrides: &[(&str, &str)]) -> GeminiConfig {
@@ -294,7 +292,7 @@ async fn a_400_is_not_retried() {
 
 #[tokio::test]
 async fn a_404_for_an_unknown_model_is_not_retried_and_logged_as_a_configuration_error() {
-    let (logs, _logging) = support::capture_logs();
+    let (logs, _logging) = qgen::testing::capture_logs();
 
     let (outcome, calls) = run([status(404)]).await;
 

@@ -25,8 +25,6 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use wiremock::{Request, Respond, ResponseTemplate};
 
-mod support;
-
 const TWO_PARTITIONS: &str = include_str!("../../../events/msk-batch-two-partitions.json");
 const POISON: &str = include_str!("../../../events/msk-batch-poison.json");
 
@@ -536,7 +534,7 @@ async fn the_api_key_never_appears_in_anything_the_generator_logs() {
     let stand_in = GeminiStandIn::start(BadDay::default()).await;
     let config = config("unused:9092", &stand_in.base_url(), 16);
     let publisher = RecordingPublisher::new();
-    let (logs, _logging) = support::capture_logs();
+    let (logs, _logging) = qgen::testing::capture_logs();
 
     // What the function does from cold start on: fetch the key, then answer a batch with
     // successes, retries, repairs and failures.

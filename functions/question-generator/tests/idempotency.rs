@@ -28,8 +28,6 @@ use serde_json::Value;
 use tokio::time::Instant;
 use wiremock::{Request, Respond, ResponseTemplate};
 
-mod support;
-
 const TWO_PARTITIONS: &str = include_str!("../../../events/msk-batch-two-partitions.json");
 const TABLE: &str = "qgen-idempotency";
 
@@ -483,7 +481,7 @@ async fn an_unreachable_store_still_generates_and_publishes() {
     let publisher = RecordingPublisher::new();
     let generator = generator(&stand_in, &publisher, store(&closed));
     let loops = request("req-nostore", "Python Loops");
-    let (logs, _logging) = support::capture_logs();
+    let (logs, _logging) = qgen::testing::capture_logs();
 
     let report = generator
         .handle(&batch(vec![delivery(1, &loops)]), later())
