@@ -233,7 +233,10 @@ async fn the_batching_window_gathers_records_that_arrive_within_it() {
 
     tokio::join!(run_until(&emulator, || recorder.records() >= 3), late_producer);
 
-    assert_eq!(recorder.batches()[1..], [vec!["early".to_owned(), "late".to_owned()]]);
+    assert_eq!(
+        recorder.batches()[1..],
+        [vec!["early".to_owned(), "late".to_owned()]]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
