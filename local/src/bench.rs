@@ -492,7 +492,7 @@ import os, urllib.request
 import boto3
 from confluent_kafka import Producer
 producer = Producer({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"], "acks": "all",
-                     "enable.idempotence": True, "linger.ms": 0, "compression.type": "zstd"})
+                     "enable.idempotence": True, "linger.ms": 0, "compression.type": "lz4"})
 secrets = boto3.client("secretsmanager")
 urllib.request.urlopen("http://%s/2018-06-01/runtime/invocation/next" % os.environ["AWS_LAMBDA_RUNTIME_API"], timeout=60)
 "#;
