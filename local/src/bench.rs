@@ -258,7 +258,54 @@ async fn publish_path(mode: Mode) -> Result<(), BenchError> {
         "    handler p50 / raw p50 = {r:.2}   target <= 1.30   {}",
         verdict(r <= 1.30)
     );
+    handler_steps(n);
     producer_settings(&config.kafka, &event, n / 2).await
+}
+
+/// Where the handler's time over the raw produce goes: its CPU steps timed one by one, with
+/// the same calls the handler makes, so a reader knows what a fix would have to cut.
+fn handler_steps(n: usize) {
+    fn time(n: usize, mut step: impl FnMut()) -> Duration {
+        let samples: Vec<Duration> = (0..n)
+            .map(|_| {
+                let started = Instant::now();
+                step();
+                started.elapsed()
+            })
+            .collect();
+        median(&samples)
+    }
+    let limits = Limits::default();
+    let request = parse_request_body(BODY.as_bytes(), &limits).ok();
+    let event = request.clone().map(RequestEvent::new_request);
+    let steps = [
+        (
+            "parse + validate body",
+            time(n, || drop(parse_request_body(BODY.as_bytes(), &limits))),
+        ),
+        (
+            "request event (UUID, timestamp)",
+            time(n, || drop(request.clone().map(RequestEvent::new_request))),
+        ),
+        (
+            "event to JSON",
+            time(n, || drop(event.as_ref().map(serde_json::to_vec))),
+        ),
+        (
+            "EMF metric line on stdout",
+            time(n, || {
+                qgen::telemetry::Metrics::new(question_api::SERVICE)
+                    .count("Accepted", 1)
+                    .duration("PublishLatency", Duration::from_micros(50))
+                    .emit()
+            }),
+        ),
+    ];
+    let figures: Vec<String> = steps
+        .iter()
+        .map(|(name, t)| format!("{name} {:.1} µs", t.as_secs_f64() * 1e6))
+        .collect();
+    println!("    handler steps (p50 of {n} each): {}", figures.join(", "));
 }
 
 /// The producer's compression, weighed in the same run: the configured codec against the
