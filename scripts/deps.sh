@@ -50,6 +50,14 @@ ensure_python_tools() {
   python3 -m pip install --quiet --disable-pip-version-check "moto[server]>=5,<6" "confluent-kafka>=2.6,<3" >&2
 }
 
+# The Python side of the cold-start comparison in scripts/bench: a function built the way a
+# Python Lambda would be, on confluent-kafka and boto3.
+ensure_bench_python() {
+  python3 -c 'import confluent_kafka, boto3' >/dev/null 2>&1 && return
+  log "installing confluent-kafka and boto3 (Python cold-start comparison)"
+  python3 -m pip install --quiet --disable-pip-version-check "confluent-kafka>=2.6,<3" "boto3>=1.35,<2" >&2
+}
+
 # schemathesis: property-based API testing against the OpenAPI document.
 ensure_schemathesis() {
   python3 -c 'import schemathesis.cli' >/dev/null 2>&1 && return

@@ -14,7 +14,9 @@
 //! - [`source`]: the offline question source and the choice between it and Gemini.
 //! - [`client`]: the `send`, `tail` and `demo` commands.
 //! - [`stack`]: `up`, putting the pieces together.
+//! - [`bench`]: the performance figures (`bench`), measured against local stand-ins.
 
+pub mod bench;
 pub mod broker;
 pub mod client;
 pub mod esm;

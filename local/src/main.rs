@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use qgen::config::ApiConfig;
 use qgen::kafka::auth::KafkaAuth;
 use qgen::kafka::{create_service_topics, service_topics};
+use qgen_local::bench::{self, BenchOptions, Mode};
 use qgen_local::client::{self, State};
 use qgen_local::stack::{UpOptions, up};
 use serde_json::json;
@@ -58,6 +59,30 @@ enum Command {
     },
     /// Send one request to the running stack and print its questions when they arrive.
     Demo(RequestArgs),
+    /// Measure the service (publish latency, batch throughput, cold start, memory, end to end,
+    /// artifact sizes) against local stand-ins and print each figure beside its target. Run it
+    /// from a release build: `scripts/bench` builds one and runs it.
+    Bench {
+        /// Thorough: more samples and repetitions (quick, the default, takes under two minutes).
+        #[arg(long, conflicts_with = "quick")]
+        full: bool,
+        /// Quick (the default).
+        #[arg(long)]
+        quick: bool,
+        /// Cargo's target directory, holding release/question-api and release/question-generator.
+        #[arg(long, env = "CARGO_TARGET_DIR", default_value = "target")]
+        target_dir: PathBuf,
+        /// Python interpreter for the cold-start comparison.
+        #[arg(long, default_value = "python3")]
+        python: String,
+        /// Skip the Python cold-start comparison.
+        #[arg(long)]
+        no_python: bool,
+        /// Run only these benchmarks, e.g. `--only 1,3` (1 publish, 2 batch, 3 cold start,
+        /// 4 memory, 5 end to end, 6 artifacts).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<u32>,
+    },
     /// Create the service's topics on the broker named by KAFKA_BOOTSTRAP_SERVERS (with
     /// KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* as the functions use them, e.g. on MSK); topics
     /// that exist are left alone.
@@ -97,14 +122,19 @@ impl RequestArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A benchmark logs only problems: a line per request would be part of what it measures.
+    let default_filter = match cli.command {
+        Command::Bench { .. } => "warn,rdkafka=error",
+        _ => "info,rdkafka=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let state_file = cli.state_file.clone().unwrap_or_else(State::default_path);
     match run(cli.command, state_file).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,6 +210,22 @@ async fn run(command: Command, state_file: PathBuf) -> Result<(), String> {
             client::tail(&state.bootstrap, &response_topic, from_beginning, shutdown)
                 .await
                 .map_err(|e| error_chain(&e))
+        }
+        Command::Bench {
+            full,
+            quick: _,
+            target_dir,
+            python,
+            no_python,
+            only,
+        } => {
+            let options = BenchOptions {
+                mode: if full { Mode::Full } else { Mode::Quick },
+                target_dir,
+                python: (!no_python).then_some(python),
+                only,
+            };
+            bench::run(&options).await.map_err(|e| e.to_string())
         }
         Command::Topics { replication } => {
             let config = ApiConfig::from_env().map_err(|e| error_chain(&e))?;
