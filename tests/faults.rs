@@ -21,7 +21,7 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::StreamExt;
 use qgen::config::{ApiConfig, GeneratorConfig, Secret};
 use qgen::kafka::{KafkaPublisher, client_config};
-use qgen::testing::{GeminiStandIn, MockBroker, gemini_reply, sample_questions};
+use qgen::testing::{GeminiStandIn, MockBroker, gemini_reply};
 use qgen_local::esm::{Emulator, EsmConfig, InvokeError, Invoker};
 use question_api::Api;
 use question_generator::gemini::GeminiClient;
@@ -72,20 +72,7 @@ impl Respond for Chaos {
 }
 
 fn answer(request: &Request) -> ResponseTemplate {
-    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-    let data: Value = body["contents"][0]["parts"]
-        .as_array()
-        .and_then(|p| p.last())
-        .and_then(|p| p["text"].as_str())
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or(Value::Null);
-    let n = data["num_questions"].as_u64().unwrap_or(1) as usize;
-    let difficulty = data["difficulty"]
-        .as_str()
-        .and_then(qgen::events::Difficulty::parse)
-        .unwrap_or_default();
-    let text = json!({"questions": sample_questions("chaos", n, difficulty)}).to_string();
-    ResponseTemplate::new(200).set_body_json(gemini_reply(&text, "STOP"))
+    ResponseTemplate::new(200).set_body_json(qgen::offline::answer_generate_content(&request.body))
 }
 
 /// Runs the generator, then — once — reports failure anyway, as a function that crashed after

@@ -3,6 +3,8 @@
 //! They are well-formed (they pass [`crate::validation::validate_questions`]) and say plainly
 //! that they are placeholders, so nobody mistakes them for a model's work.
 
+use serde_json::{Value, json};
+
 use crate::events::{Difficulty, Question, QuestionType};
 
 /// `n` well-formed placeholder questions about `topic` at `difficulty`.
@@ -28,6 +30,43 @@ pub fn questions(topic: &str, n: usize, difficulty: Difficulty) -> Vec<Question>
             }
         })
         .collect()
+}
+
+/// A `generateContent` reply whose text is `text`, finishing with `finish_reason` — what the
+/// Gemini stand-ins (tests, benchmarks) answer with.
+pub fn gemini_reply(text: &str, finish_reason: &str) -> Value {
+    json!({
+        "candidates": [{
+            "content": {"role": "model", "parts": [{"text": text}]},
+            "finishReason": finish_reason,
+            "index": 0
+        }],
+        "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 480, "totalTokenCount": 600},
+        "modelVersion": "stand-in"
+    })
+}
+
+/// The reply to a `generateContent` request body with exactly the questions it asks for. The
+/// generator's client sends the request data as JSON (`topic`, `num_questions`, `difficulty`)
+/// in the last part of the last content; a body without it gets 3 medium questions.
+pub fn answer_generate_content(request_body: &[u8]) -> Value {
+    let body: Value = serde_json::from_slice(request_body).unwrap_or(Value::Null);
+    let data: Value = body["contents"]
+        .as_array()
+        .and_then(|c| c.last())
+        .and_then(|c| c["parts"].as_array())
+        .and_then(|p| p.last())
+        .and_then(|p| p["text"].as_str())
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null);
+    let topic = data["topic"].as_str().unwrap_or("the topic");
+    let n = data["num_questions"].as_u64().unwrap_or(3) as usize;
+    let difficulty = data["difficulty"]
+        .as_str()
+        .and_then(Difficulty::parse)
+        .unwrap_or_default();
+    let text = json!({ "questions": questions(topic, n, difficulty) }).to_string();
+    gemini_reply(&text, "STOP")
 }
 
 #[cfg(test)]

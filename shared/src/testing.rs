@@ -16,11 +16,10 @@ use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use serde_json::{Value, json};
+use serde_json::Value;
 use wiremock::matchers::{header_exists, method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::events::Difficulty;
 use crate::kafka::{Delivered, EventPublisher, OutboundRecord, PublishError, TopicSpec, ensure_topics};
 
 /// The three topics of the service with the partition counts the tests use.
@@ -348,17 +347,7 @@ pub fn message_header(message: &OwnedMessage, name: &str) -> Option<String> {
 pub use crate::offline::questions as sample_questions;
 
 /// A `generateContent` reply whose text is `text`, finishing with `finish_reason`.
-pub fn gemini_reply(text: &str, finish_reason: &str) -> Value {
-    json!({
-        "candidates": [{
-            "content": {"role": "model", "parts": [{"text": text}]},
-            "finishReason": finish_reason,
-            "index": 0
-        }],
-        "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 480, "totalTokenCount": 600},
-        "modelVersion": "stand-in"
-    })
-}
+pub use crate::offline::gemini_reply;
 
 /// Answers a `generateContent` call with exactly the questions it asks for. It reads the
 /// request data from the last part of the last content, which the generator's client sends as
@@ -368,23 +357,7 @@ pub struct AnswersAsAsked;
 
 impl Respond for AnswersAsAsked {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        let data: Value = body["contents"]
-            .as_array()
-            .and_then(|c| c.last())
-            .and_then(|c| c["parts"].as_array())
-            .and_then(|p| p.last())
-            .and_then(|p| p["text"].as_str())
-            .and_then(|t| serde_json::from_str(t).ok())
-            .unwrap_or(Value::Null);
-        let topic = data["topic"].as_str().unwrap_or("the topic");
-        let n = data["num_questions"].as_u64().unwrap_or(3) as usize;
-        let difficulty = data["difficulty"]
-            .as_str()
-            .and_then(Difficulty::parse)
-            .unwrap_or_default();
-        let text = json!({ "questions": sample_questions(topic, n, difficulty) }).to_string();
-        ResponseTemplate::new(200).set_body_json(gemini_reply(&text, "STOP"))
+        ResponseTemplate::new(200).set_body_json(crate::offline::answer_generate_content(&request.body))
     }
 }
 

@@ -21,7 +21,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use qgen::events::Difficulty;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
@@ -109,32 +108,7 @@ async fn answer(request: Request<Incoming>, latency: Duration) -> Response<Full<
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    // The generator's client puts the request data, as JSON, in the last part of the message.
-    let data: Value = request["contents"]
-        .as_array()
-        .and_then(|c| c.last())
-        .and_then(|c| c["parts"].as_array())
-        .and_then(|p| p.last())
-        .and_then(|p| p["text"].as_str())
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or(Value::Null);
-    let topic = data["topic"].as_str().unwrap_or("the topic");
-    let n = data["num_questions"].as_u64().unwrap_or(3) as usize;
-    let difficulty = data["difficulty"]
-        .as_str()
-        .and_then(Difficulty::parse)
-        .unwrap_or_default();
-    let text = json!({ "questions": qgen::offline::questions(topic, n, difficulty) }).to_string();
-    let reply = json!({
-        "candidates": [{
-            "content": {"role": "model", "parts": [{"text": text}]},
-            "finishReason": "STOP",
-            "index": 0
-        }],
-        "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 480, "totalTokenCount": 600},
-        "modelVersion": "bench-stand-in"
-    });
+    let reply = qgen::offline::answer_generate_content(&body);
     // The latency counts from the request's arrival, so our own work does not add to it.
     tokio::time::sleep_until(started + latency).await;
     json_response(StatusCode::OK, &reply)
