@@ -8,8 +8,8 @@
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use rdkafka::Message;
-use rdkafka::message::Headers;
+#[cfg(feature = "adapters")]
+use rdkafka::{Message, message::Headers};
 use serde_json::{Map, Value, json};
 
 /// A record's key or value could not be read back.
@@ -27,6 +27,7 @@ pub enum RecordError {
 }
 
 /// One record in the JSON form the MSK trigger delivers.
+#[cfg(feature = "adapters")]
 pub fn record_json(message: &impl Message) -> Value {
     let headers: Vec<Value> = message
         .headers()
@@ -59,6 +60,7 @@ pub fn record_json(message: &impl Message) -> Value {
     Value::Object(record)
 }
 
+#[cfg(feature = "adapters")]
 fn timestamp_type(ts: rdkafka::Timestamp) -> &'static str {
     match ts {
         rdkafka::Timestamp::CreateTime(_) => "CREATE_TIME",
@@ -125,7 +127,7 @@ fn decode_field(field: Option<&str>, name: &'static str) -> Result<Option<Vec<u8
         .transpose()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "adapters"))]
 mod tests {
     use super::*;
     use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};

@@ -22,9 +22,9 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::decode::{Coordinates, Decoded, decode_batch};
 use crate::idempotency::{Claim, IdempotencyStore, NoStore, payload_hash};
 use crate::source::{GenerationError, QuestionSource};
+use qgen::decode::{Coordinates, Decoded, decode_batch};
 
 /// The `Service` dimension of this function's metrics.
 pub const SERVICE: &str = "question-generator";

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! - [`decode`]: turning the batch's records into requests, invalid requests and poison (pure).
+//! - Decoding the batch's records into requests, invalid requests and poison is pure and lives in
+//!   [`qgen::decode`], where it is fuzzed without the Lambda runtime and the SDKs.
 //! - [`source`]: the [`source::QuestionSource`] port and its error codes.
 //! - [`gemini`]: the Gemini `generateContent` client: prompt, schema, reply checks, retries.
 //! - [`retry`]: backoff with full jitter and `Retry-After` (pure).
@@ -13,7 +14,6 @@
 //! - [`handler`]: the orchestration — de-duplicate, generate concurrently, publish, dead-letter.
 
 pub mod breaker;
-pub mod decode;
 pub mod gemini;
 pub mod handler;
 pub mod idempotency;

@@ -5,10 +5,11 @@
 //! the DLQ). Nothing in a record can make decoding panic or stop the batch.
 
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
-use qgen::events::{GenerationRequest, REQUEST_EVENT_TYPE};
-use qgen::msk::{record_headers, record_key, record_value};
-use qgen::validation::{Limits, RawRequest, ValidationError, validate};
 use serde::Deserialize;
+
+use crate::events::{GenerationRequest, REQUEST_EVENT_TYPE};
+use crate::msk::{record_headers, record_key, record_value};
+use crate::validation::{Limits, RawRequest, ValidationError, validate};
 
 /// Largest record value decoded; anything bigger is poison. Requests are well under 1 KiB and
 /// the API refuses bodies over 64 KiB.
@@ -258,7 +259,7 @@ mod tests {
 
     #[test]
     fn orders_records_by_partition_and_offset() {
-        let json = include_str!("../../../events/msk-batch-two-partitions.json");
+        let json = include_str!("../../events/msk-batch-two-partitions.json");
         let event: KafkaEvent = serde_json::from_str(json).unwrap();
         let coords: Vec<(i64, i64)> = decode_batch(&event, &Limits::default())
             .iter()
