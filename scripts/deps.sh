@@ -92,3 +92,14 @@ ensure_arm64_emulation() {
   log "installing qemu-user-static and libc6-arm64-cross (runs arm64 binaries)"
   apt_install qemu-user-static libc6-arm64-cross
 }
+
+# cargo-fuzz (scripts/fuzz) and the C++ compiler that builds libFuzzer. The targets build on
+# stable Rust: without a sanitizer cargo-fuzz passes no -Z flag.
+ensure_cargo_fuzz() {
+  local root="$QGEN_CACHE/tools"
+  command -v c++ >/dev/null 2>&1 || { log "installing g++ (builds libFuzzer)"; apt_install g++; }
+  export PATH="$root/bin:$PATH"
+  cargo fuzz --version >/dev/null 2>&1 && return
+  log "installing cargo-fuzz into $root"
+  cargo install cargo-fuzz --version 0.13.2 --locked --root "$root" >&2
+}
