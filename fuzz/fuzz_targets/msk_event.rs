@@ -6,7 +6,7 @@
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use libfuzzer_sys::fuzz_target;
-use qgen::decode::{Decoded, decode_batch};
+use qgen::decode::decode_batch;
 use qgen::validation::Limits;
 
 fuzz_target!(|data: &[u8]| {
@@ -33,11 +33,7 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let mut got: Vec<(i64, i64)> = decoded
         .iter()
-        .map(|d| match d {
-            Decoded::Request { source, .. }
-            | Decoded::Invalid { source, .. }
-            | Decoded::Poison { source, .. } => (source.partition, source.offset),
-        })
+        .map(|d| (d.source().partition, d.source().offset))
         .collect();
     given.sort_unstable();
     got.sort_unstable();

@@ -66,6 +66,17 @@ pub enum Decoded {
     },
 }
 
+impl Decoded {
+    /// Where the record came from, whatever it turned out to be.
+    pub fn source(&self) -> &Coordinates {
+        match self {
+            Decoded::Request { source, .. }
+            | Decoded::Invalid { source, .. }
+            | Decoded::Poison { source, .. } => source,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawEnvelope {
@@ -263,11 +274,7 @@ mod tests {
         let event: KafkaEvent = serde_json::from_str(json).unwrap();
         let coords: Vec<(i64, i64)> = decode_batch(&event, &Limits::default())
             .iter()
-            .map(|d| match d {
-                Decoded::Request { source, .. }
-                | Decoded::Invalid { source, .. }
-                | Decoded::Poison { source, .. } => (source.partition, source.offset),
-            })
+            .map(|d| (d.source().partition, d.source().offset))
             .collect();
         let mut sorted = coords.clone();
         sorted.sort();
