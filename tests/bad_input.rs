@@ -13,7 +13,7 @@ use qgen::config::{ApiConfig, GeneratorConfig, Secret};
 use qgen::events::{Difficulty, GenerationRequest, RequestEvent};
 use qgen::kafka::{EventPublisher, KafkaPublisher, OutboundRecord, publish_event};
 use qgen::msk::{kafka_event, record_json};
-use qgen::testing::{GeminiStandIn, MockBroker, message_header, message_json, read_topic};
+use qgen::testing::{GeminiStandIn, MockBroker, message_header, read_topic, response_request_ids};
 use question_api::Api;
 use question_generator::gemini::GeminiClient;
 use question_generator::handler::Generator;
@@ -381,17 +381,7 @@ async fn poison_records_go_to_the_dlq_and_never_block_their_partition() {
 
     assert_eq!((report.completed, report.dead_lettered), (2, 6));
     let responses = read_topic(&bootstrap, "question.response", 2, Duration::from_secs(10)).await;
-    let mut answered: Vec<String> = responses
-        .iter()
-        .map(|m| {
-            message_json(m)["eventData"]["request_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    answered.sort();
-    assert_eq!(answered, ["after", "before"]);
+    assert_eq!(response_request_ids(&responses), ["after", "before"]);
     let dead = read_topic(&bootstrap, "question.request.dlq", 6, Duration::from_secs(10)).await;
     assert_eq!(dead.len(), 6);
     for (offset, (name, value)) in poison.iter().enumerate() {

@@ -328,6 +328,21 @@ pub fn message_json(message: &OwnedMessage) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The `eventData.request_id` of each response message, sorted.
+pub fn response_request_ids(messages: &[OwnedMessage]) -> Vec<String> {
+    let mut ids: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            message_json(m)["eventData"]["request_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// The first header called `name` of a Kafka message, as text.
 pub fn message_header(message: &OwnedMessage, name: &str) -> Option<String> {
     message.headers().and_then(|headers| {
@@ -444,17 +459,36 @@ impl MotoServer {
         aws_sdk_secretsmanager::Client::from_conf(config)
     }
 
+    /// Creates the secret `name` holding `value`; returns its ARN.
+    pub async fn create_secret(&self, name: &str, value: &str) -> String {
+        self.secrets_manager()
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("create a secret in moto")
+            .arn()
+            .expect("moto returns the secret's ARN")
+            .to_owned()
+    }
+
     /// A DynamoDB client for this server, with dummy credentials.
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(Region::new("eu-west-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-            .build();
-        aws_sdk_dynamodb::Client::from_conf(config)
+        dynamodb_client(&self.endpoint)
     }
+}
+
+/// A DynamoDB client for `endpoint` (`http://host:port`), with dummy credentials.
+pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
 }
 
 impl Drop for MotoServer {

@@ -23,17 +23,13 @@ fn scram_config(secret_arn: &str) -> qgen::config::KafkaConfig {
 #[tokio::test]
 async fn scram_credentials_come_from_the_amazonmsk_secret() {
     let moto = MotoServer::start().await;
+    let arn = moto
+        .create_secret(
+            "AmazonMSK_qgen",
+            r#"{"username": "qgen-functions", "password": "s3cret-pw"}"#,
+        )
+        .await;
     let sdk = moto.secrets_manager();
-    let arn = sdk
-        .create_secret()
-        .name("AmazonMSK_qgen")
-        .secret_string(r#"{"username": "qgen-functions", "password": "s3cret-pw"}"#)
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned();
     let config = scram_config(&arn);
 
     let auth = KafkaAuth::resolve_with(&config, &SecretsClient::new(sdk), &SdkConfig::builder().build())

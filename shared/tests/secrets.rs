@@ -6,15 +6,8 @@ use qgen::testing::MotoServer;
 #[tokio::test]
 async fn fetches_a_secret_once_and_serves_it_from_the_cache() {
     let moto = MotoServer::start().await;
+    let arn = moto.create_secret("qgen/gemini", "AIza-secret-value").await;
     let sdk = moto.secrets_manager();
-    let created = sdk
-        .create_secret()
-        .name("qgen/gemini")
-        .secret_string("AIza-secret-value")
-        .send()
-        .await
-        .unwrap();
-    let arn = created.arn().unwrap().to_owned();
     let secrets = SecretsClient::new(sdk.clone());
 
     let first = secrets.get(&arn).await.unwrap();

@@ -14,18 +14,8 @@ const PASSWORD: &str = "Sup3r-s3cret-scram-pa55word";
 #[tokio::test]
 async fn the_scram_password_is_never_logged() {
     let moto = MotoServer::start().await;
-    let sdk = moto.secrets_manager();
     let secret = format!(r#"{{"username": "qgen-api", "password": "{PASSWORD}"}}"#);
-    let arn = sdk
-        .create_secret()
-        .name("AmazonMSK_qgen_api")
-        .secret_string(secret)
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned();
+    let arn = moto.create_secret("AmazonMSK_qgen_api", &secret).await;
     // A SASL_SSL listener nobody serves: every publish fails and gets logged.
     let bootstrap = format!("127.0.0.1:{}", free_port());
     let config = ApiConfig::from_lookup(|var| match var {
@@ -41,7 +31,7 @@ async fn the_scram_password_is_never_logged() {
 
     let auth = KafkaAuth::resolve_with(
         &config.kafka,
-        &SecretsClient::new(sdk),
+        &SecretsClient::new(moto.secrets_manager()),
         &SdkConfig::builder().build(),
     )
     .await

@@ -371,15 +371,11 @@ async fn the_breaker_opens_after_repeated_failures_fails_fast_and_closes_after_a
 #[tokio::test]
 async fn reads_the_api_key_from_secrets_manager_and_sends_it_to_gemini() {
     let moto = MotoServer::start().await;
+    let source = ApiKeySource::SecretArn(
+        moto.create_secret("qgen/gemini-api-key", "AIza-from-secrets-manager")
+            .await,
+    );
     let sdk = moto.secrets_manager();
-    let created = sdk
-        .create_secret()
-        .name("qgen/gemini-api-key")
-        .secret_string("AIza-from-secrets-manager")
-        .send()
-        .await
-        .unwrap();
-    let source = ApiKeySource::SecretArn(created.arn().unwrap().to_owned());
     let stand_in = GeminiStandIn::answering().await;
 
     let key = api_key(&source, async { SecretsClient::new(sdk.clone()) })

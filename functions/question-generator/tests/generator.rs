@@ -14,7 +14,7 @@ use qgen::msk::{kafka_event, record_json};
 use qgen::secrets::SecretsClient;
 use qgen::testing::{
     AnswersAsAsked, GeminiStandIn, MockBroker, MotoServer, PublishedRecord, RecordingPublisher,
-    assert_matches_schema, gemini_reply, message_header, message_json, read_topic, sample_questions,
+    assert_matches_schema, gemini_reply, message_header, read_topic, response_request_ids, sample_questions,
 };
 use qgen::validation::validate_questions;
 use question_generator::gemini::{GeminiClient, api_key};
@@ -362,17 +362,7 @@ async fn publishes_responses_and_dead_letters_to_a_real_broker() {
     assert_eq!((report.completed, report.dead_lettered), (2, 3));
     let bootstrap = broker.bootstrap_servers();
     let responses = read_topic(&bootstrap, "question.response", 2, Duration::from_secs(10)).await;
-    let mut ids: Vec<String> = responses
-        .iter()
-        .map(|m| {
-            message_json(m)["eventData"]["request_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    ids.sort();
-    assert_eq!(ids, ["req-201", "req-204"]);
+    assert_eq!(response_request_ids(&responses), ["req-201", "req-204"]);
     assert!(
         responses
             .iter()
@@ -520,17 +510,7 @@ impl<R: Respond> Respond for SharedResponder<R> {
 async fn the_api_key_never_appears_in_anything_the_generator_logs() {
     let key = "AIzaSy-never-log-this-key-0042";
     let moto = MotoServer::start().await;
-    let sdk = moto.secrets_manager();
-    let arn = sdk
-        .create_secret()
-        .name("qgen/gemini")
-        .secret_string(key)
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned();
+    let arn = moto.create_secret("qgen/gemini", key).await;
     let stand_in = GeminiStandIn::start(BadDay::default()).await;
     let config = config("unused:9092", &stand_in.base_url(), 16);
     let publisher = RecordingPublisher::new();
@@ -539,7 +519,7 @@ async fn the_api_key_never_appears_in_anything_the_generator_logs() {
     // What the function does from cold start on: fetch the key, then answer a batch with
     // successes, retries, repairs and failures.
     let key_source = ApiKeySource::SecretArn(arn);
-    let api_key = api_key(&key_source, async { SecretsClient::new(sdk.clone()) })
+    let api_key = api_key(&key_source, async { SecretsClient::new(moto.secrets_manager()) })
         .await
         .unwrap();
     let generator = Generator::new(

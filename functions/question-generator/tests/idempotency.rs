@@ -15,7 +15,8 @@ use qgen::config::{GeneratorConfig, Secret};
 use qgen::events::{Difficulty, GenerationRequest, RequestEvent};
 use qgen::msk::{kafka_event, record_json};
 use qgen::testing::{
-    AnswersAsAsked, GeminiStandIn, MotoServer, RecordingPublisher, assert_matches_schema, free_port,
+    AnswersAsAsked, GeminiStandIn, MotoServer, RecordingPublisher, assert_matches_schema, dynamodb_client,
+    free_port,
 };
 use question_generator::gemini::GeminiClient;
 use question_generator::handler::{BatchReport, Generator};
@@ -80,6 +81,37 @@ async fn table(moto: &MotoServer) -> Client {
         .await
         .unwrap();
     client
+}
+
+/// What most tests here start from: moto with the table, a Gemini stand-in, a recording
+/// publisher.
+struct Fixture {
+    _moto: MotoServer,
+    client: Client,
+    stand_in: GeminiStandIn,
+    publisher: RecordingPublisher,
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        Self::with(GeminiStandIn::answering().await).await
+    }
+
+    async fn with(stand_in: GeminiStandIn) -> Self {
+        let moto = MotoServer::start().await;
+        let client = table(&moto).await;
+        Fixture {
+            _moto: moto,
+            client,
+            stand_in,
+            publisher: RecordingPublisher::new(),
+        }
+    }
+
+    /// The generator remembering in the table.
+    fn generator(&self) -> Generator<GeminiClient, &RecordingPublisher, DynamoDbStore> {
+        generator(&self.stand_in, &self.publisher, store(&self.client))
+    }
 }
 
 fn store(client: &Client) -> DynamoDbStore {
@@ -175,11 +207,8 @@ fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> &'a str {
 
 #[tokio::test]
 async fn the_same_request_sent_five_times_calls_gemini_once_and_gets_five_identical_responses() {
-    let moto = MotoServer::start().await;
-    let client = table(&moto).await;
-    let stand_in = GeminiStandIn::answering().await;
-    let publisher = RecordingPublisher::new();
-    let generator = generator(&stand_in, &publisher, store(&client));
+    let fx = Fixture::start().await;
+    let generator = fx.generator();
     let loops = request("req-5x", "Python Loops");
     let first = batch(vec![delivery(10, &loops), delivery(11, &loops)]);
     let second = batch(vec![delivery(12, &loops)]);
@@ -189,8 +218,8 @@ async fn the_same_request_sent_five_times_calls_gemini_once_and_gets_five_identi
     generator.handle(&first, later()).await.unwrap();
     generator.handle(&second, later()).await.unwrap();
 
-    assert_eq!(stand_in.calls().await.len(), 1);
-    let responses = responses(&publisher);
+    assert_eq!(fx.stand_in.calls().await.len(), 1);
+    let responses = responses(&fx.publisher);
     assert_eq!(responses.len(), 5);
     let answer = &responses[0];
     assert_eq!(answer["eventData"]["status"], "completed");
@@ -199,7 +228,7 @@ async fn the_same_request_sent_five_times_calls_gemini_once_and_gets_five_identi
         assert_eq!(response["eventId"], answer["eventId"]);
         assert_eq!(response["eventData"], answer["eventData"]);
     }
-    let stored = record(&client, "req-5x").await;
+    let stored = record(&fx.client, "req-5x").await;
     assert_eq!(text(&stored, STATUS), STATUS_COMPLETED);
     let stored_event: Value = serde_json::from_str(text(&stored, DATA)).unwrap();
     assert_eq!(stored_event["eventId"], answer["eventId"]);
@@ -207,11 +236,8 @@ async fn the_same_request_sent_five_times_calls_gemini_once_and_gets_five_identi
 
 #[tokio::test]
 async fn duplicates_in_one_batch_are_generated_once_and_each_gets_the_same_response() {
-    let moto = MotoServer::start().await;
-    let client = table(&moto).await;
-    let stand_in = GeminiStandIn::answering().await;
-    let publisher = RecordingPublisher::new();
-    let generator = generator(&stand_in, &publisher, store(&client));
+    let fx = Fixture::start().await;
+    let generator = fx.generator();
     let loops = request("req-dup", "Python Loops");
     let other = request("req-other", "SQL Joins");
     let event = batch(vec![
@@ -223,9 +249,9 @@ async fn duplicates_in_one_batch_are_generated_once_and_each_gets_the_same_respo
 
     let report = generator.handle(&event, later()).await.unwrap();
 
-    assert_eq!(stand_in.calls().await.len(), 2);
+    assert_eq!(fx.stand_in.calls().await.len(), 2);
     assert_eq!(report.completed, 4);
-    let responses = responses(&publisher);
+    let responses = responses(&fx.publisher);
     let dups: Vec<&Value> = responses
         .iter()
         .filter(|r| r["eventData"]["request_id"] == "req-dup")
@@ -256,11 +282,8 @@ async fn duplicates_in_one_batch_are_generated_once_without_a_store_too() {
 
 #[tokio::test]
 async fn a_retried_batch_is_answered_from_the_store_without_calling_gemini_again() {
-    let moto = MotoServer::start().await;
-    let client = table(&moto).await;
-    let stand_in = GeminiStandIn::answering().await;
-    let publisher = RecordingPublisher::new();
-    let generator = generator(&stand_in, &publisher, store(&client));
+    let fx = Fixture::start().await;
+    let generator = fx.generator();
     let event: KafkaEvent = serde_json::from_str(TWO_PARTITIONS).unwrap();
 
     let first = generator.handle(&event, later()).await.unwrap();
@@ -276,8 +299,8 @@ async fn a_retried_batch_is_answered_from_the_store_without_calling_gemini_again
             dead_lettered: 0
         }
     );
-    assert_eq!(stand_in.calls().await.len(), 3);
-    let responses = responses(&publisher);
+    assert_eq!(fx.stand_in.calls().await.len(), 3);
+    let responses = responses(&fx.publisher);
     let (once, again) = responses.split_at(4);
     for response in once.iter().filter(|r| r["eventData"]["status"] == "completed") {
         let repeat = again
@@ -290,13 +313,10 @@ async fn a_retried_batch_is_answered_from_the_store_without_calling_gemini_again
 
 #[tokio::test]
 async fn an_expired_claim_left_by_a_crashed_attempt_is_taken_over() {
-    let moto = MotoServer::start().await;
-    let client = table(&moto).await;
-    let stand_in = GeminiStandIn::answering().await;
-    let publisher = RecordingPublisher::new();
-    let generator = generator(&stand_in, &publisher, store(&client));
+    let fx = Fixture::start().await;
+    let generator = fx.generator();
     let loops = request("req-crashed", "Python Loops");
-    claimed_elsewhere(&client, &loops, SystemTime::now() - Duration::from_secs(1)).await;
+    claimed_elsewhere(&fx.client, &loops, SystemTime::now() - Duration::from_secs(1)).await;
 
     let report = generator
         .handle(&batch(vec![delivery(7, &loops)]), later())
@@ -304,25 +324,22 @@ async fn an_expired_claim_left_by_a_crashed_attempt_is_taken_over() {
         .unwrap();
 
     assert_eq!(report.completed, 1);
-    assert_eq!(stand_in.calls().await.len(), 1);
-    assert_eq!(responses(&publisher)[0]["eventData"]["status"], "completed");
+    assert_eq!(fx.stand_in.calls().await.len(), 1);
+    assert_eq!(responses(&fx.publisher)[0]["eventData"]["status"], "completed");
     assert_eq!(
-        text(&record(&client, "req-crashed").await, STATUS),
+        text(&record(&fx.client, "req-crashed").await, STATUS),
         STATUS_COMPLETED
     );
 }
 
 #[tokio::test]
 async fn a_live_claim_is_left_to_its_invocation_and_the_batch_is_retried() {
-    let moto = MotoServer::start().await;
-    let client = table(&moto).await;
-    let stand_in = GeminiStandIn::answering().await;
-    let publisher = RecordingPublisher::new();
-    let generator = generator(&stand_in, &publisher, store(&client));
+    let fx = Fixture::start().await;
+    let generator = fx.generator();
     let loops = request("req-busy", "Python Loops");
     let other = request("req-free", "SQL Joins");
     let until = SystemTime::now() + Duration::from_secs(120);
-    claimed_elsewhere(&client, &loops, until).await;
+    claimed_elsewhere(&fx.client, &loops, until).await;
 
     let error = generator
         .handle(&batch(vec![delivery(7, &loops), delivery(8, &other)]), later())
@@ -331,14 +348,14 @@ async fn a_live_claim_is_left_to_its_invocation_and_the_batch_is_retried() {
 
     assert_eq!((error.in_progress, error.failures, error.records), (1, 0, 2));
     assert_eq!(
-        stand_in.calls().await.len(),
+        fx.stand_in.calls().await.len(),
         1,
         "only the free request is generated"
     );
-    let responses = responses(&publisher);
+    let responses = responses(&fx.publisher);
     assert_eq!(responses.len(), 1);
     assert_eq!(responses[0]["eventData"]["request_id"], "req-free");
-    let held = record(&client, "req-busy").await;
+    let held = record(&fx.client, "req-busy").await;
     assert_eq!(text(&held, STATUS), STATUS_IN_PROGRESS);
     assert_eq!(
         held[IN_PROGRESS_EXPIRATION].as_n().unwrap(),
@@ -348,13 +365,15 @@ async fn a_live_claim_is_left_to_its_invocation_and_the_batch_is_retried() {
 
 #[tokio::test]
 async fn a_retry_takes_over_once_a_live_claim_expires_so_the_request_is_never_lost() {
-    let moto = MotoServer::start().await;
-    let client = table(&moto).await;
-    let stand_in = GeminiStandIn::answering().await;
-    let publisher = RecordingPublisher::new();
-    let generator = generator(&stand_in, &publisher, store(&client));
+    let fx = Fixture::start().await;
+    let generator = fx.generator();
     let loops = request("req-busy", "Python Loops");
-    claimed_elsewhere(&client, &loops, SystemTime::now() + Duration::from_millis(1_500)).await;
+    claimed_elsewhere(
+        &fx.client,
+        &loops,
+        SystemTime::now() + Duration::from_millis(1_500),
+    )
+    .await;
     let event = batch(vec![delivery(7, &loops)]);
     let held = generator.handle(&event, later()).await;
 
@@ -363,17 +382,14 @@ async fn a_retry_takes_over_once_a_live_claim_expires_so_the_request_is_never_lo
 
     assert!(held.is_err());
     assert_eq!(retried.completed, 1);
-    assert_eq!(stand_in.calls().await.len(), 1);
-    assert_eq!(responses(&publisher).len(), 1);
+    assert_eq!(fx.stand_in.calls().await.len(), 1);
+    assert_eq!(responses(&fx.publisher).len(), 1);
 }
 
 #[tokio::test]
 async fn the_same_request_id_with_other_content_gets_idempotency_conflict() {
-    let moto = MotoServer::start().await;
-    let client = table(&moto).await;
-    let stand_in = GeminiStandIn::answering().await;
-    let publisher = RecordingPublisher::new();
-    let generator = generator(&stand_in, &publisher, store(&client));
+    let fx = Fixture::start().await;
+    let generator = fx.generator();
     generator
         .handle(
             &batch(vec![delivery(1, &request("req-7", "Python Loops"))]),
@@ -388,21 +404,18 @@ async fn the_same_request_id_with_other_content_gets_idempotency_conflict() {
         .unwrap();
 
     assert_eq!((report.completed, report.failed), (0, 1));
-    assert_eq!(stand_in.calls().await.len(), 1);
-    let conflict = &responses(&publisher)[1];
+    assert_eq!(fx.stand_in.calls().await.len(), 1);
+    let conflict = &responses(&fx.publisher)[1];
     assert_eq!(conflict["eventData"]["status"], "failed");
     assert_eq!(conflict["eventData"]["error"]["code"], "idempotency_conflict");
     assert_eq!(conflict["eventData"]["error"]["retryable"], false);
-    assert_ne!(conflict["eventId"], responses(&publisher)[0]["eventId"]);
+    assert_ne!(conflict["eventId"], responses(&fx.publisher)[0]["eventId"]);
 }
 
 #[tokio::test]
 async fn other_content_under_the_same_request_id_in_one_batch_gets_idempotency_conflict() {
-    let moto = MotoServer::start().await;
-    let client = table(&moto).await;
-    let stand_in = GeminiStandIn::answering().await;
-    let publisher = RecordingPublisher::new();
-    let generator = generator(&stand_in, &publisher, store(&client));
+    let fx = Fixture::start().await;
+    let generator = fx.generator();
     let event = batch(vec![
         delivery(1, &request("req-7", "Python Loops")),
         delivery(2, &request("req-7", "SQL Joins")),
@@ -411,8 +424,8 @@ async fn other_content_under_the_same_request_id_in_one_batch_gets_idempotency_c
     let report = generator.handle(&event, later()).await.unwrap();
 
     assert_eq!((report.completed, report.failed), (1, 1));
-    assert_eq!(stand_in.calls().await.len(), 1);
-    let codes: Vec<Value> = responses(&publisher)
+    assert_eq!(fx.stand_in.calls().await.len(), 1);
+    let codes: Vec<Value> = responses(&fx.publisher)
         .iter()
         .map(|r| r["eventData"]["error"]["code"].clone())
         .collect();
@@ -445,16 +458,16 @@ impl<R: Respond> Respond for Shared<R> {
 
 #[tokio::test]
 async fn a_failed_answer_is_not_remembered_so_a_later_delivery_can_succeed() {
-    let moto = MotoServer::start().await;
-    let client = table(&moto).await;
     // GEMINI_MAX_ATTEMPTS is 2: the first request's both calls fail.
-    let stand_in = GeminiStandIn::start(Shared(Arc::new(FailsFirst {
-        calls: AtomicUsize::new(0),
-        failures: 2,
-    })))
+    let fx = Fixture::with(
+        GeminiStandIn::start(Shared(Arc::new(FailsFirst {
+            calls: AtomicUsize::new(0),
+            failures: 2,
+        })))
+        .await,
+    )
     .await;
-    let publisher = RecordingPublisher::new();
-    let generator = generator(&stand_in, &publisher, store(&client));
+    let generator = fx.generator();
     let loops = request("req-flaky", "Python Loops");
     generator
         .handle(&batch(vec![delivery(1, &loops)]), later())
@@ -466,12 +479,12 @@ async fn a_failed_answer_is_not_remembered_so_a_later_delivery_can_succeed() {
         .await
         .unwrap();
 
-    let statuses: Vec<Value> = responses(&publisher)
+    let statuses: Vec<Value> = responses(&fx.publisher)
         .iter()
         .map(|r| r["eventData"]["status"].clone())
         .collect();
     assert_eq!(statuses, [Value::from("failed"), Value::from("completed")]);
-    assert_eq!(stand_in.calls().await.len(), 3);
+    assert_eq!(fx.stand_in.calls().await.len(), 3);
 }
 
 #[tokio::test]
@@ -500,12 +513,5 @@ async fn an_unreachable_store_still_generates_and_publishes() {
 
 /// A DynamoDB client whose endpoint is a loopback port nobody listens on.
 fn unreachable_dynamodb() -> Client {
-    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(format!("http://127.0.0.1:{}", free_port()))
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "closed"))
-        .build();
-    Client::from_conf(config)
+    dynamodb_client(&format!("http://127.0.0.1:{}", free_port()))
 }
