@@ -65,17 +65,20 @@ ensure_schemathesis() {
   python3 -m pip install --quiet --disable-pip-version-check "schemathesis>=4,<5" >&2
 }
 
-# Deploy tooling (scripts/check-deploy): SAM CLI, cfn-lint, and cargo-lambda, whose PyPI
-# package ships zig, the linker it cross-compiles arm64 Lambda binaries with.
+# Deploy tooling (scripts/check-deploy): SAM CLI (with cfn-lint and aws-sam-translator, which
+# must be 1.107 or later: the MSK event's LoggingConfig arrived then), and cargo-lambda, whose
+# PyPI package ships zig, the linker it cross-compiles arm64 Lambda binaries with. Pinned, so CI
+# does not drift with their releases; a different version installed is replaced.
+SAM_CLI_VERSION="1.170.0"
+CARGO_LAMBDA_VERSION="1.9.2"
 ensure_deploy_tools() {
   local missing=()
-  command -v sam >/dev/null 2>&1 || missing+=("aws-sam-cli")
+  [ "$(sam --version 2>/dev/null)" = "SAM CLI, version $SAM_CLI_VERSION" ] || missing+=("aws-sam-cli==$SAM_CLI_VERSION")
+  cargo lambda --version 2>/dev/null | grep -q "^cargo-lambda $CARGO_LAMBDA_VERSION " || missing+=("cargo-lambda==$CARGO_LAMBDA_VERSION")
   command -v cfn-lint >/dev/null 2>&1 || missing+=("cfn-lint")
-  command -v cargo-lambda >/dev/null 2>&1 || missing+=("cargo-lambda")
-  python3 -c 'import samtranslator' >/dev/null 2>&1 || missing+=("aws-sam-translator")
   [ "${#missing[@]}" -eq 0 ] && return
   log "installing ${missing[*]} (deploy checks)"
-  python3 -m pip install --quiet "${missing[@]}" >&2
+  python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}" >&2
   hash -r
 }
 
