@@ -20,9 +20,14 @@
 //!   its epoch, as librdkafka does since KIP-360, and tansu's storage task panics on the bumped
 //!   epoch, failing every later request.)
 //!
+//! `failure_path` runs the failure path of the deployed trigger: records given up to
+//! question.request.failed and replayed, and partial batch responses.
+//!
 //! Prints the figures (`cargo test -p qgen-tests --test faults -- --nocapture`). The size and
 //! the fault rates are set by `FAULT_REQUESTS` (default 500), `FAULT_GEMINI_ERROR_PCT` (30),
 //! `FAULT_GEMINI_MALFORMED_PCT` (10) and `FAULT_GEMINI_SLOW_PCT` (5).
+
+mod failure_path;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -33,6 +38,7 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::StreamExt;
 use qgen::config::{ApiConfig, GeneratorConfig, Secret};
 use qgen::kafka::{KafkaPublisher, client_config};
+use qgen::msk::KafkaBatchResponse;
 use qgen::testing::{GeminiStandIn, MockBroker, TansuBroker, gemini_reply, read_topic};
 use qgen_local::esm::{Emulator, EsmConfig, InvokeError, Invoker};
 use question_api::Api;
@@ -97,13 +103,13 @@ struct CrashOnce<I> {
 }
 
 impl<I: Invoker> Invoker for CrashOnce<I> {
-    async fn invoke(&self, event: &KafkaEvent, deadline: Instant) -> Result<(), InvokeError> {
+    async fn invoke(&self, event: &KafkaEvent, deadline: Instant) -> Result<KafkaBatchResponse, InvokeError> {
         let n = self.invocations.fetch_add(1, Ordering::SeqCst) + 1;
-        self.inner.invoke(event, deadline).await?;
+        let response = self.inner.invoke(event, deadline).await?;
         if n == self.crash_on {
             return Err(InvokeError("injected crash after publishing".into()));
         }
-        Ok(())
+        Ok(response)
     }
 }
 
@@ -381,7 +387,9 @@ async fn fault_run(mut broker: Broker, message_timeout_ms: u64, outage: Duration
         invocations: AtomicUsize::new(0),
         crash_on: 3,
     };
-    let mut esm = EsmConfig::new("question.request");
+    // The template's retry cap and on-failure topic: "0 lost" means the outage was ridden out
+    // within the retries, with nothing given up to question.request.failed.
+    let mut esm = EsmConfig::new("question.request", "question.request.failed");
     esm.batch_size = 50;
     esm.batching_window = Duration::from_millis(200);
     esm.retry_base = Duration::from_millis(200);

@@ -23,7 +23,7 @@ pub enum BrokerError {
 pub fn local_topics(config: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
     let mut topics = service_topics(config, 1);
     for topic in &mut topics {
-        if topic.name != config.dlq_topic {
+        if topic.name == config.request_topic || topic.name == config.response_topic {
             topic.partitions = partitions;
         }
     }

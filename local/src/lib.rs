@@ -10,7 +10,10 @@
 //!
 //! - [`broker`]: the embedded or external broker, and the service's topics on it.
 //! - [`http`]: the API handler served over HTTP/1.1 with hyper.
-//! - [`esm`]: the event-source-mapping emulator (batching, retries, commits).
+//! - [`esm`]: the event-source-mapping emulator (batching, partial batch responses, retries,
+//!   the on-failure topic, commits).
+//! - [`failed`]: the records Lambda writes to the on-failure topic.
+//! - [`replay`]: `replay`, publishing given-up or dead-lettered records again.
 //! - [`source`]: the offline question source and the choice between it and Gemini.
 //! - [`client`]: the `send`, `tail` and `demo` commands.
 //! - [`stack`]: `up`, putting the pieces together.
@@ -20,6 +23,8 @@ pub mod bench;
 pub mod broker;
 pub mod client;
 pub mod esm;
+pub mod failed;
 pub mod http;
+pub mod replay;
 pub mod source;
 pub mod stack;

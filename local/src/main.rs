@@ -8,9 +8,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use qgen::config::ApiConfig;
 use qgen::kafka::auth::KafkaAuth;
-use qgen::kafka::{create_service_topics, service_topics};
+use qgen::kafka::{KafkaPublisher, client_config, create_service_topics, service_topics};
 use qgen_local::bench::{self, BenchOptions, Mode};
 use qgen_local::client::{self, State};
+use qgen_local::replay::{ReplayFilter, ReplayOptions, replay};
 use qgen_local::stack::{UpOptions, up};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -39,10 +40,10 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         partitions: i32,
         /// Most records per generator invocation (the template's BatchSize).
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = qgen_local::esm::defaults::BATCH_SIZE)]
         batch_size: usize,
         /// Batching window in milliseconds (MaximumBatchingWindowInSeconds).
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = qgen_local::esm::defaults::BATCHING_WINDOW.as_millis() as u64)]
         batching_window_ms: u64,
         /// Invoke the real binary through this Lambda Invoke API (e.g. `cargo lambda watch`'s
         /// http://127.0.0.1:9000) instead of in-process.
@@ -91,6 +92,48 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         replication: i32,
     },
+    /// Publish again, byte for byte, the records the MSK trigger gave up on (or, with `--from
+    /// question.request.dlq`, dead-lettered ones after a fix) to question.request, on the broker
+    /// named by KAFKA_BOOTSTRAP_SERVERS with the functions' KAFKA_* settings. Reads the topic up
+    /// to its end when the command starts; safe to run twice (duplicates share their eventId).
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The topic to read [default: KAFKA_QUESTION_FAILED_TOPIC, question.request.failed].
+    #[arg(long)]
+    from: Option<String>,
+    /// The topic to publish to [default: KAFKA_QUESTION_REQUEST_TOPIC, question.request].
+    #[arg(long)]
+    to: Option<String>,
+    /// List what would be replayed; publish nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Only this request_id (repeatable).
+    #[arg(long = "request-id")]
+    request_ids: Vec<String>,
+    /// Only this partition of the topic read.
+    #[arg(long)]
+    partition: Option<i32>,
+    /// Only offsets from this one on (of the topic read).
+    #[arg(long)]
+    from_offset: Option<i64>,
+    /// Only offsets up to this one, inclusive.
+    #[arg(long)]
+    to_offset: Option<i64>,
+    /// Only records given up at or after this time (RFC 3339, e.g. 2026-12-01T10:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    since: Option<i64>,
+    /// Only records given up before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    until: Option<i64>,
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("expected RFC 3339 (2026-12-01T10:00:00Z): {e}"))
 }
 
 #[derive(clap::Args)]
@@ -241,6 +284,50 @@ async fn run(command: Command, state_file: PathBuf) -> Result<(), String> {
                     topic.name, topic.partitions
                 );
             }
+            Ok(())
+        }
+        Command::Replay(args) => {
+            let config = ApiConfig::from_env().map_err(|e| error_chain(&e))?;
+            let auth = KafkaAuth::resolve(&config.kafka)
+                .await
+                .map_err(|e| error_chain(&e))?;
+            let mut client = client_config(&config.kafka);
+            auth.apply(&mut client);
+            let publisher = KafkaPublisher::with_auth(&config.kafka, &auth).map_err(|e| error_chain(&e))?;
+            let options = ReplayOptions {
+                from: args.from.unwrap_or_else(|| config.kafka.failed_topic.clone()),
+                to: args.to.unwrap_or_else(|| config.kafka.request_topic.clone()),
+                dry_run: args.dry_run,
+                filter: ReplayFilter {
+                    request_ids: args.request_ids,
+                    partition: args.partition,
+                    from_offset: args.from_offset,
+                    to_offset: args.to_offset,
+                    since_ms: args.since,
+                    until_ms: args.until,
+                },
+            };
+            let summary = replay(&client, auth.context(), &publisher, &options)
+                .await
+                .map_err(|e| error_chain(&e))?;
+            println!(
+                "{}: read {}, selected {}, {} {} to {}, {} unreadable (left alone)",
+                options.from,
+                summary.read,
+                summary.selected,
+                if options.dry_run {
+                    "would publish"
+                } else {
+                    "published"
+                },
+                if options.dry_run {
+                    summary.selected
+                } else {
+                    summary.published
+                },
+                options.to,
+                summary.unreadable
+            );
             Ok(())
         }
         Command::Demo(args) => {

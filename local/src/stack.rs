@@ -135,7 +135,10 @@ pub async fn up(
 
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    let mut esm = EsmConfig::new(&generator_config.kafka.request_topic);
+    let mut esm = EsmConfig::new(
+        &generator_config.kafka.request_topic,
+        &generator_config.kafka.failed_topic,
+    );
     esm.batch_size = options.batch_size;
     esm.batching_window = options.batching_window;
     let consumer = client_config(&generator_config.kafka);

@@ -100,6 +100,10 @@ pub struct KafkaConfig {
     pub response_topic: String,
     /// `KAFKA_QUESTION_DLQ_TOPIC`.
     pub dlq_topic: String,
+    /// `KAFKA_QUESTION_FAILED_TOPIC`: the MSK trigger's on-failure destination, where Lambda
+    /// writes the records it gave up on (no function writes it; `topics` creates it and
+    /// `replay` reads it).
+    pub failed_topic: String,
     /// `KAFKA_SECURITY_PROTOCOL`.
     pub security_protocol: SecurityProtocol,
     /// `KAFKA_SASL_MECHANISM` (with `KAFKA_SASL_SECRET_ARN` for SCRAM); set exactly when the
@@ -252,6 +256,7 @@ impl KafkaConfig {
             request_topic: vars.or("KAFKA_QUESTION_REQUEST_TOPIC", "question.request"),
             response_topic: vars.or("KAFKA_QUESTION_RESPONSE_TOPIC", "question.response"),
             dlq_topic: vars.or("KAFKA_QUESTION_DLQ_TOPIC", "question.request.dlq"),
+            failed_topic: vars.or("KAFKA_QUESTION_FAILED_TOPIC", "question.request.failed"),
             security_protocol,
             sasl,
             message_timeout: Duration::from_millis(vars.number(

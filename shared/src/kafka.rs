@@ -405,7 +405,8 @@ pub async fn ensure_topics_with<C: ClientContext + 'static>(
 /// `retention.ms` of `question.request` and `question.response`: 7 days, long enough to replay
 /// a weekend's traffic after an outage of the generator or of the content service.
 pub const EVENT_RETENTION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
-/// `retention.ms` of the DLQ: 14 days, time for a person to look at poison and replay it.
+/// `retention.ms` of the DLQ and of the trigger's on-failure topic: 14 days, time for a person
+/// to look at what was set aside and replay it.
 pub const DLQ_RETENTION_MS: u64 = 14 * 24 * 60 * 60 * 1000;
 /// Partitions of `question.request` and `question.response`: the MSK trigger runs at most one
 /// generator per partition, so this bounds the generator's concurrency (times
@@ -413,8 +414,8 @@ pub const DLQ_RETENTION_MS: u64 = 14 * 24 * 60 * 60 * 1000;
 pub const EVENT_PARTITIONS: i32 = 3;
 
 /// The topics the service needs, named as `config` names them: the request and response topics
-/// with [`EVENT_PARTITIONS`] partitions and 7 days of retention, the DLQ with one partition and
-/// 14 days. `replication` is 1 on a one-broker local stack, 3 on a three-AZ MSK cluster (then
+/// with [`EVENT_PARTITIONS`] partitions and 7 days of retention, the DLQ and the trigger's
+/// on-failure topic with one partition and 14 days. `replication` is 1 on a one-broker local stack, 3 on a three-AZ MSK cluster (then
 /// `min.insync.replicas=2`, so `acks=all` survives one broker down).
 pub fn service_topics(config: &KafkaConfig, replication: i32) -> Vec<TopicSpec> {
     let settings = |retention_ms: u64| {
@@ -434,6 +435,7 @@ pub fn service_topics(config: &KafkaConfig, replication: i32) -> Vec<TopicSpec> 
         topic(&config.request_topic, EVENT_PARTITIONS, EVENT_RETENTION_MS),
         topic(&config.response_topic, EVENT_PARTITIONS, EVENT_RETENTION_MS),
         topic(&config.dlq_topic, 1, DLQ_RETENTION_MS),
+        topic(&config.failed_topic, 1, DLQ_RETENTION_MS),
     ]
 }
 
@@ -460,6 +462,7 @@ mod tests {
             request_topic: "question.request".into(),
             response_topic: "question.response".into(),
             dlq_topic: "question.request.dlq".into(),
+            failed_topic: "question.request.failed".into(),
             security_protocol: SecurityProtocol::Ssl,
             sasl: None,
             message_timeout: Duration::from_millis(4_000),
@@ -493,13 +496,15 @@ mod tests {
             [
                 ("question.request", 3, 3),
                 ("question.response", 3, 3),
-                ("qgen.dlq", 1, 3)
+                ("qgen.dlq", 1, 3),
+                ("question.request.failed", 1, 3)
             ]
         );
         let setting =
             |t: &TopicSpec, key: &str| t.config.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         assert_eq!(setting(&topics[0], "retention.ms").as_deref(), Some("604800000"));
         assert_eq!(setting(&topics[2], "retention.ms").as_deref(), Some("1209600000"));
+        assert_eq!(setting(&topics[3], "retention.ms").as_deref(), Some("1209600000"));
         assert_eq!(setting(&topics[0], "min.insync.replicas").as_deref(), Some("2"));
         // One broker cannot hold two in-sync replicas.
         assert_eq!(

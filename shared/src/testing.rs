@@ -22,11 +22,12 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::kafka::{Delivered, EventPublisher, OutboundRecord, PublishError, TopicSpec, ensure_topics};
 
-/// The three topics of the service with the partition counts the tests use.
-pub const SERVICE_TOPICS: [(&str, i32); 3] = [
+/// The topics of the service with the partition counts the tests use.
+pub const SERVICE_TOPICS: [(&str, i32); 4] = [
     ("question.request", 3),
     ("question.response", 3),
     ("question.request.dlq", 1),
+    ("question.request.failed", 1),
 ];
 
 /// A record captured by [`RecordingPublisher`].
@@ -161,6 +162,25 @@ impl MockBroker {
     pub fn come_up(&self) {
         self.cluster.broker_up(1).expect("mock broker up");
     }
+
+    /// Leaves the first `partitions` partitions of `topic` without a leader: producing to them
+    /// waits, then fails at the message timeout, while every other topic works.
+    pub fn make_unwritable(&self, topic: &str, partitions: i32) {
+        for partition in 0..partitions {
+            self.cluster
+                .partition_leader(topic, partition, None)
+                .expect("mock partition leaderless");
+        }
+    }
+
+    /// Gives the partitions of `topic` their leader back.
+    pub fn make_writable(&self, topic: &str, partitions: i32) {
+        for partition in 0..partitions {
+            self.cluster
+                .partition_leader(topic, partition, Some(1))
+                .expect("mock partition leader");
+        }
+    }
 }
 
 /// A tansu broker process (an independent Kafka-protocol implementation) with SQLite storage in
@@ -286,6 +306,44 @@ pub fn free_port() -> u16 {
 
 fn log_file(dir: &std::path::Path) -> Stdio {
     std::fs::File::create(dir.join("tansu.log")).map_or_else(|_| Stdio::null(), Stdio::from)
+}
+
+/// Produces a request event for `request_id` (about `topic`) to `partition` of
+/// `question.request` on `bootstrap`, keyed by its id, created at `created_ms` (now when `None`);
+/// returns the value's bytes. For tests that need a record on a given partition or of a given age.
+pub async fn produce_request(
+    bootstrap: &str,
+    partition: i32,
+    request_id: &str,
+    topic: &str,
+    created_ms: Option<i64>,
+) -> Vec<u8> {
+    use crate::events::{Difficulty, GenerationRequest, RequestEvent};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("create producer");
+    let value = serde_json::to_vec(&RequestEvent::new_request(GenerationRequest {
+        request_id: request_id.to_owned(),
+        topic: topic.to_owned(),
+        num_questions: 1,
+        difficulty: Difficulty::Easy,
+        context: None,
+    }))
+    .expect("request event as JSON");
+    let mut record = FutureRecord::to("question.request")
+        .partition(partition)
+        .key(request_id)
+        .payload(&value);
+    if let Some(created_ms) = created_ms {
+        record = record.timestamp(created_ms);
+    }
+    producer
+        .send(record, Duration::from_secs(5))
+        .await
+        .expect("produce a request");
+    value
 }
 
 /// Reads `topic` from the beginning of every partition, without a consumer group, until
@@ -476,6 +534,37 @@ impl MotoServer {
     /// A DynamoDB client for this server, with dummy credentials.
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         dynamodb_client(&self.endpoint)
+    }
+
+    /// Creates the idempotency table `name` as `template.yaml` declares it (partition key `id`,
+    /// on demand); returns a client for it.
+    pub async fn idempotency_table(&self, name: &str) -> aws_sdk_dynamodb::Client {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let client = self.dynamodb();
+        client
+            .create_table()
+            .table_name(name)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("attribute definition"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("key schema"),
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .expect("create the idempotency table in moto");
+        client
     }
 }
 

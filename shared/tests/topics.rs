@@ -26,12 +26,13 @@ fn partitions(bootstrap: &str, topic: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn creates_the_three_service_topics_and_is_safe_to_run_again() {
+async fn creates_the_four_service_topics_and_is_safe_to_run_again() {
     let broker = TansuBroker::start(&[]).await;
     let bootstrap = broker.bootstrap_servers();
     let config = ApiConfig::from_lookup(|var| match var {
         "KAFKA_BOOTSTRAP_SERVERS" => Some(bootstrap.clone()),
         "KAFKA_QUESTION_DLQ_TOPIC" => Some("qgen.dead-letters".into()),
+        "KAFKA_QUESTION_FAILED_TOPIC" => Some("qgen.given-up".into()),
         _ => None,
     })
     .unwrap();
@@ -53,6 +54,7 @@ async fn creates_the_three_service_topics_and_is_safe_to_run_again() {
         EVENT_PARTITIONS as usize
     );
     assert_eq!(partitions(&bootstrap, "qgen.dead-letters"), 1);
+    assert_eq!(partitions(&bootstrap, "qgen.given-up"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,6 +74,7 @@ async fn the_topics_carry_their_retention() {
     let resources = [
         ResourceSpecifier::Topic("question.request"),
         ResourceSpecifier::Topic("question.request.dlq"),
+        ResourceSpecifier::Topic("question.request.failed"),
     ];
     let described = admin
         .describe_configs(&resources, &AdminOptions::new())
@@ -90,6 +93,7 @@ async fn the_topics_carry_their_retention() {
         retention,
         [
             Some(EVENT_RETENTION_MS.to_string()),
+            Some(DLQ_RETENTION_MS.to_string()),
             Some(DLQ_RETENTION_MS.to_string())
         ]
     );

@@ -2,10 +2,15 @@
 //! (at most `GENERATION_CONCURRENCY` at a time), publish one response per request and send
 //! poison to the DLQ.
 //!
-//! The event-source mapping retries a whole batch when the handler returns `Err`, so `Err` is
-//! kept for what a retry can fix: a record that could not be published, or a request another
-//! invocation is still generating (the retry re-publishes its answer, or takes over once its
-//! claim expired). Everything about a single request ends as a `failed` response instead.
+//! The handler never fails the whole batch for one record. It answers the MSK trigger with a
+//! partial batch response ([`KafkaBatchResponse`], `FunctionResponseTypes:
+//! [ReportBatchItemFailures]` in `template.yaml`): for each partition where a record could not be
+//! published, or is being answered by another invocation, the lowest such offset. The trigger
+//! commits everything before it and redelivers the partition from there; the other partitions
+//! are committed whole. A retry re-publishes what was answered (from the idempotency store when
+//! one is configured), or takes over a request whose claim expired. Everything about a single
+//! request ends as a `failed` response instead. Invocation-wide faults (an event the runtime
+//! cannot parse, a crash, a timeout) are the runtime's `Err`, and the trigger retries the batch.
 //!
 //! Duplicates are answered once: within a batch, requests are grouped by `request_id` before
 //! anything is generated; across batches, an [`IdempotencyStore`] remembers the answers.
@@ -15,6 +20,7 @@ use futures::StreamExt;
 use qgen::config::GeneratorConfig;
 use qgen::events::{ErrorCode, GenerationRequest, ResponseError, ResponseEvent};
 use qgen::kafka::{EventPublisher, OutboundRecord, PublishError, publish_event};
+use qgen::msk::KafkaBatchResponse;
 use qgen::telemetry::Metrics;
 use qgen::validation::{Limits, ValidationError};
 use serde::Serialize;
@@ -38,8 +44,8 @@ pub const DLQ_SOURCE_OFFSET: &str = "dlq-source-offset";
 /// DLQ header: why it is poison.
 pub const DLQ_ERROR: &str = "dlq-error";
 
-/// What a batch came to; returned to the runtime, so `cargo lambda invoke` shows it.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What a batch came to. [`BatchReport::response`] is what the function returns to the trigger.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct BatchReport {
     /// Records in the batch.
     pub records: usize,
@@ -49,25 +55,19 @@ pub struct BatchReport {
     pub failed: usize,
     /// Records sent to the DLQ.
     pub dead_lettered: usize,
-}
-
-/// The batch must be retried: some record could not be published, or is being answered by
-/// another invocation.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "{failures} of {records} records could not be published and {in_progress} are being \
-     answered elsewhere; the batch will be retried"
-)]
-pub struct BatchError {
-    /// Records whose publish failed.
-    pub failures: usize,
+    /// Records whose response (or DLQ record) could not be published.
+    pub unpublished: usize,
     /// Records left unanswered because another invocation holds their request.
     pub in_progress: usize,
-    /// Records in the batch.
-    pub records: usize,
-    /// The first publish failure, if any.
-    #[source]
-    pub first: Option<PublishError>,
+    /// The partitions to redeliver, each from its first record left unanswered.
+    pub response: KafkaBatchResponse,
+}
+
+impl BatchReport {
+    /// The partial batch response for the trigger.
+    pub fn response(&self) -> &KafkaBatchResponse {
+        &self.response
+    }
 }
 
 enum Outcome {
@@ -89,6 +89,7 @@ struct Job {
 
 /// A later record of the batch with the `request_id` of a [`Job`].
 struct Duplicate {
+    source: Coordinates,
     event_id: String,
     /// Its content differs from the job's: it gets `idempotency_conflict`.
     conflicting: bool,
@@ -98,6 +99,7 @@ struct Duplicate {
 enum Work {
     Request(Job),
     Invalid {
+        source: Coordinates,
         event_id: String,
         request_id: String,
         error: ValidationError,
@@ -123,12 +125,13 @@ fn group(decoded: Vec<Decoded>) -> Vec<Work> {
                 request,
             } => (source, event_id, request),
             Decoded::Invalid {
+                source,
                 event_id,
                 request_id,
                 error,
-                ..
             } => {
                 work.push(Work::Invalid {
+                    source,
                     event_id,
                     request_id,
                     error,
@@ -155,6 +158,7 @@ fn group(decoded: Vec<Decoded>) -> Vec<Work> {
         let hash = payload_hash(&request);
         if let Some(Work::Request(job)) = by_id.get(&request.request_id).and_then(|&i| work.get_mut(i)) {
             job.duplicates.push(Duplicate {
+                source,
                 event_id,
                 conflicting: job.hash != hash,
             });
@@ -234,7 +238,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
 
     /// Handles one MSK batch that must be done by `deadline`.
     #[tracing::instrument(skip_all, fields(records = tracing::field::Empty))]
-    pub async fn handle(&self, event: &KafkaEvent, deadline: Instant) -> Result<BatchReport, BatchError> {
+    pub async fn handle(&self, event: &KafkaEvent, deadline: Instant) -> BatchReport {
         let decoded = decode_batch(event, &self.limits);
         let records = decoded.len();
         tracing::Span::current().record("records", records);
@@ -245,53 +249,78 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         // A claim lasts until this invocation's deadline: after it, a retry may take over.
         let claim_until = SystemTime::now() + deadline.saturating_duration_since(Instant::now());
 
-        let outcomes: Vec<Result<Outcome, PublishError>> = futures::stream::iter(group(decoded))
-            .map(|work| self.process(work, generation_deadline, claim_until))
-            .buffer_unordered(self.concurrency)
-            .flat_map(futures::stream::iter)
-            .collect()
-            .await;
+        let outcomes: Vec<(Coordinates, Result<Outcome, PublishError>)> =
+            futures::stream::iter(group(decoded))
+                .map(|work| self.process(work, generation_deadline, claim_until))
+                .buffer_unordered(self.concurrency)
+                .flat_map(futures::stream::iter)
+                .collect()
+                .await;
 
         let mut report = BatchReport {
             records,
             ..BatchReport::default()
         };
         let mut first_error = None;
-        let mut failures = 0;
-        let mut in_progress = 0;
-        for outcome in outcomes {
+        let mut unanswered = Vec::new();
+        for (source, outcome) in outcomes {
             match outcome {
                 Ok(Outcome::Completed) => report.completed += 1,
                 Ok(Outcome::Failed) => report.failed += 1,
                 Ok(Outcome::DeadLettered) => report.dead_lettered += 1,
-                Ok(Outcome::InProgress) => in_progress += 1,
+                Ok(Outcome::InProgress) => {
+                    report.in_progress += 1;
+                    unanswered.push(source);
+                }
                 Err(e) => {
-                    failures += 1;
+                    report.unpublished += 1;
+                    unanswered.push(source);
                     first_error.get_or_insert(e);
                 }
             }
         }
-        if let Some(first) = &first_error {
-            tracing::error!(failures, in_progress, records, error = %first, "batch not fully published");
-        } else if in_progress > 0 {
-            // Expected after a crash or a rebalance: the retry answers these records.
-            tracing::warn!(in_progress, records, "batch left to the invocations answering it");
-        }
-        if failures > 0 || in_progress > 0 {
-            return Err(BatchError {
-                failures,
-                in_progress,
-                records,
-                first: first_error,
-            });
-        }
-        tracing::info!(
-            completed = report.completed,
-            failed = report.failed,
-            dead_lettered = report.dead_lettered,
-            "batch done"
+        report.response = KafkaBatchResponse::retry_from(
+            unanswered
+                .iter()
+                .map(|c| (c.topic.as_str(), c.partition, c.offset)),
         );
-        Ok(report)
+        let retry: Vec<String> = report
+            .response
+            .batch_item_failures
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}@{}",
+                    f.item_identifier.topic_partition, f.item_identifier.offset
+                )
+            })
+            .collect();
+        if let Some(first) = &first_error {
+            tracing::error!(
+                unpublished = report.unpublished,
+                in_progress = report.in_progress,
+                records,
+                ?retry,
+                error = %first,
+                "batch not fully published; partitions to redeliver from topic-partition@offset"
+            );
+        } else if report.in_progress > 0 {
+            // Expected after a crash or a rebalance: the redelivery answers these records.
+            tracing::warn!(
+                in_progress = report.in_progress,
+                records,
+                ?retry,
+                "records left to the invocations answering them; partitions to redeliver from topic-partition@offset"
+            );
+        } else {
+            tracing::info!(
+                completed = report.completed,
+                failed = report.failed,
+                dead_lettered = report.dead_lettered,
+                "batch done"
+            );
+        }
+        report
     }
 
     async fn process(
@@ -299,24 +328,27 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         work: Work,
         deadline: Instant,
         claim_until: SystemTime,
-    ) -> Vec<Result<Outcome, PublishError>> {
+    ) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
         match work {
             Work::Request(job) => self.answer(job, deadline, claim_until).await,
             Work::Invalid {
+                source,
                 event_id,
                 request_id,
                 error,
-            } => vec![self.invalid(&event_id, &request_id, &error).await],
+            } => vec![(source, self.invalid(&event_id, &request_id, &error).await)],
             Work::Poison {
                 source,
                 key,
                 value,
                 headers,
                 reason,
-            } => vec![
-                self.dead_letter(&source, key.as_deref(), value.as_deref(), &headers, &reason)
-                    .await,
-            ],
+            } => {
+                let outcome = self
+                    .dead_letter(&source, key.as_deref(), value.as_deref(), &headers, &reason)
+                    .await;
+                vec![(source, outcome)]
+            }
         }
     }
 
@@ -327,12 +359,13 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         job: Job,
         deadline: Instant,
         claim_until: SystemTime,
-    ) -> Vec<Result<Outcome, PublishError>> {
+    ) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
         let request_id = job.request.request_id.clone();
         // The question source fills in the call counts, latency and token usage.
         let span = tracing::info_span!(
             "request",
             request_id = %request_id,
+            partition = job.source.partition,
             offset = job.source.offset,
             gemini_calls = tracing::field::Empty,
             gemini_latency_ms = tracing::field::Empty,
@@ -360,7 +393,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                         .duration_since(SystemTime::now())
                         .unwrap_or_default()
                         .as_secs();
-                    tracing::info!(seconds_left, "being answered by another invocation; the batch will be retried");
+                    tracing::info!(seconds_left, "being answered by another invocation; its partition will be redelivered from here");
                     None
                 }
                 Some(Claim::Conflict) => {
@@ -440,8 +473,8 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         job: &Job,
         response: Option<&ResponseEvent>,
         first: Result<Outcome, PublishError>,
-    ) -> Vec<Result<Outcome, PublishError>> {
-        let mut outcomes = vec![first];
+    ) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
+        let mut outcomes = vec![(job.source.clone(), first)];
         for duplicate in &job.duplicates {
             let outcome = if duplicate.conflicting {
                 tracing::warn!(event_id = %duplicate.event_id, "request_id reused for different content in the batch");
@@ -453,7 +486,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                     None => Ok(Outcome::InProgress),
                 }
             };
-            outcomes.push(outcome);
+            outcomes.push((duplicate.source.clone(), outcome));
         }
         outcomes
     }
@@ -536,18 +569,6 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
             })
             .await?;
         Ok(Outcome::DeadLettered)
-    }
-}
-
-impl From<BatchError> for lambda_runtime::Diagnostic {
-    fn from(error: BatchError) -> Self {
-        lambda_runtime::Diagnostic {
-            error_type: "BatchError".into(),
-            error_message: match &error.first {
-                Some(first) => format!("{error}: {first}"),
-                None => error.to_string(),
-            },
-        }
     }
 }
 

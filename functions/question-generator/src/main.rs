@@ -31,7 +31,8 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|event: LambdaEvent<KafkaEvent>| {
         let deadline = instant_of(event.context.deadline);
         let generator = &generator;
-        async move { generator.handle(&event.payload, deadline).await }
+        // The partial batch response: the partitions the trigger must redeliver, and from where.
+        async move { Ok::<_, Error>(generator.handle(&event.payload, deadline).await.response) }
     }))
     .await
 }

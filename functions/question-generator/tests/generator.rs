@@ -84,7 +84,7 @@ async fn answers_every_request_of_a_two_partition_batch() {
     let publisher = RecordingPublisher::new();
     let generator = Generator::new(gemini(&config), &publisher, &config);
 
-    let report = generator.handle(&batch(TWO_PARTITIONS), later()).await.unwrap();
+    let report = generator.handle(&batch(TWO_PARTITIONS), later()).await;
 
     assert_eq!(
         report,
@@ -92,7 +92,8 @@ async fn answers_every_request_of_a_two_partition_batch() {
             records: 4,
             completed: 3,
             failed: 1,
-            dead_lettered: 0
+            dead_lettered: 0,
+            ..BatchReport::default()
         }
     );
     assert_eq!(
@@ -146,7 +147,7 @@ async fn sends_poison_to_the_dlq_and_still_answers_the_records_after_it() {
     let publisher = RecordingPublisher::new();
     let generator = Generator::new(gemini(&config), &publisher, &config);
 
-    let report = generator.handle(&batch(POISON), later()).await.unwrap();
+    let report = generator.handle(&batch(POISON), later()).await;
 
     assert_eq!((report.completed, report.failed, report.dead_lettered), (2, 0, 3));
     let responses = responses(&publisher);
@@ -182,17 +183,21 @@ async fn sends_poison_to_the_dlq_and_still_answers_the_records_after_it() {
 }
 
 #[tokio::test]
-async fn returns_err_so_the_batch_is_retried_when_responses_cannot_be_published() {
+async fn names_each_partition_from_its_first_record_when_nothing_can_be_published() {
     let stand_in = GeminiStandIn::answering().await;
     let config = config("unused:9092", &stand_in.base_url(), 16);
     let generator = Generator::new(gemini(&config), RecordingPublisher::failing(), &config);
 
-    let error = generator
-        .handle(&batch(TWO_PARTITIONS), later())
-        .await
-        .unwrap_err();
+    let report = generator.handle(&batch(TWO_PARTITIONS), later()).await;
 
-    assert_eq!((error.failures, error.records), (4, 4));
+    assert_eq!((report.unpublished, report.records), (4, 4));
+    assert_eq!(
+        serde_json::to_value(report.response()).unwrap(),
+        json!({"batchItemFailures": [
+            {"itemIdentifier": {"topic-partition": "question.request-0", "offset": 41}},
+            {"itemIdentifier": {"topic-partition": "question.request-1", "offset": 17}},
+        ]})
+    );
 }
 
 #[tokio::test]
@@ -232,7 +237,7 @@ async fn maps_gemini_failures_to_failed_responses_with_stable_codes() {
         let publisher = RecordingPublisher::new();
         let generator = Generator::new(gemini(&config), &publisher, &config);
 
-        let report = generator.handle(&batch(TWO_PARTITIONS), later()).await.unwrap();
+        let report = generator.handle(&batch(TWO_PARTITIONS), later()).await;
 
         assert_eq!((report.completed, report.failed), (0, 4), "{code}");
         assert_eq!(stand_in.calls().await.len(), calls, "{code}");
@@ -255,8 +260,7 @@ async fn gives_up_at_the_deadline_and_still_publishes_a_failed_response() {
 
     let report = generator
         .handle(&batch(TWO_PARTITIONS), Instant::now() + Duration::from_secs(7))
-        .await
-        .unwrap();
+        .await;
 
     assert!(
         started.elapsed() < Duration::from_secs(7),
@@ -334,7 +338,7 @@ async fn runs_at_most_generation_concurrency_requests_at_once() {
     let generator = Generator::new(source.clone(), &publisher, &config);
     let started = Instant::now();
 
-    let report = generator.handle(&event, later()).await.unwrap();
+    let report = generator.handle(&event, later()).await;
 
     assert_eq!(report.completed, 8);
     assert_eq!(source.peak.load(Ordering::SeqCst), 3);
@@ -357,7 +361,7 @@ async fn publishes_responses_and_dead_letters_to_a_real_broker() {
         &config,
     );
 
-    let report = generator.handle(&batch(POISON), later()).await.unwrap();
+    let report = generator.handle(&batch(POISON), later()).await;
 
     assert_eq!((report.completed, report.dead_lettered), (2, 3));
     let bootstrap = broker.bootstrap_servers();
@@ -451,7 +455,7 @@ async fn a_batch_on_a_bad_gemini_day_ends_with_one_valid_response_per_request_be
     // 5.5 s are kept for publishing (message timeout + 0.5 s): generation gets 3 s.
     let deadline = Instant::now() + Duration::from_millis(8_500);
 
-    let report = generator.handle(&numbered_batch(20), deadline).await.unwrap();
+    let report = generator.handle(&numbered_batch(20), deadline).await;
 
     assert!(Instant::now() < deadline, "the batch overran its deadline");
     assert_eq!(
@@ -460,7 +464,8 @@ async fn a_batch_on_a_bad_gemini_day_ends_with_one_valid_response_per_request_be
             records: 20,
             completed: 18,
             failed: 2,
-            dead_lettered: 0
+            dead_lettered: 0,
+            ..BatchReport::default()
         }
     );
     let replies = bad_day.replies.lock().unwrap().clone();
@@ -527,7 +532,7 @@ async fn the_api_key_never_appears_in_anything_the_generator_logs() {
         &publisher,
         &config,
     );
-    let report = generator.handle(&numbered_batch(20), later()).await.unwrap();
+    let report = generator.handle(&numbered_batch(20), later()).await;
 
     let text = logs.text();
     assert_eq!((report.completed, report.failed), (18, 2));

@@ -8,9 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use qgen::config::{GeneratorConfig, Secret};
 use qgen::events::{Difficulty, GenerationRequest, RequestEvent};
 use qgen::msk::{kafka_event, record_json};
@@ -25,7 +23,7 @@ use question_generator::idempotency::{
     STATUS_IN_PROGRESS, epoch_millis, epoch_secs, payload_hash,
 };
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::time::Instant;
 use wiremock::{Request, Respond, ResponseTemplate};
 
@@ -58,29 +56,7 @@ fn generator<'a>(
 
 /// The table as `template.yaml` declares it, created through the SDK.
 async fn table(moto: &MotoServer) -> Client {
-    let client = moto.dynamodb();
-    client
-        .create_table()
-        .table_name(TABLE)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(ID)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(ID)
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-    client
+    moto.idempotency_table(TABLE).await
 }
 
 /// What most tests here start from: moto with the table, a Gemini stand-in, a recording
@@ -131,13 +107,17 @@ fn request(request_id: &str, topic: &str) -> GenerationRequest {
 /// One delivery of `request` at `offset`: a fresh request event each time, as when the content
 /// service POSTs the same request again.
 fn delivery(offset: i64, request: &GenerationRequest) -> Value {
+    delivery_on(0, offset, request)
+}
+
+fn delivery_on(partition: i32, offset: i64, request: &GenerationRequest) -> Value {
     let event = RequestEvent::new_request(request.clone());
     record_json(&OwnedMessage::new(
         Some(serde_json::to_vec(&event).unwrap()),
         Some(request.request_id.as_bytes().to_vec()),
         "question.request".into(),
         rdkafka::Timestamp::CreateTime(1_795_773_600_000),
-        0,
+        partition,
         offset,
         Some(OwnedHeaders::new().insert(Header {
             key: "eventType",
@@ -214,9 +194,9 @@ async fn the_same_request_sent_five_times_calls_gemini_once_and_gets_five_identi
     let second = batch(vec![delivery(12, &loops)]);
 
     // Two deliveries in a batch, the same batch retried by the trigger, one more in a later batch.
-    generator.handle(&first, later()).await.unwrap();
-    generator.handle(&first, later()).await.unwrap();
-    generator.handle(&second, later()).await.unwrap();
+    generator.handle(&first, later()).await;
+    generator.handle(&first, later()).await;
+    generator.handle(&second, later()).await;
 
     assert_eq!(fx.stand_in.calls().await.len(), 1);
     let responses = responses(&fx.publisher);
@@ -247,7 +227,7 @@ async fn duplicates_in_one_batch_are_generated_once_and_each_gets_the_same_respo
         delivery(4, &loops),
     ]);
 
-    let report = generator.handle(&event, later()).await.unwrap();
+    let report = generator.handle(&event, later()).await;
 
     assert_eq!(fx.stand_in.calls().await.len(), 2);
     assert_eq!(report.completed, 4);
@@ -271,8 +251,7 @@ async fn duplicates_in_one_batch_are_generated_once_without_a_store_too() {
 
     let report = generator
         .handle(&batch(vec![delivery(1, &loops), delivery(2, &loops)]), later())
-        .await
-        .unwrap();
+        .await;
 
     assert_eq!(report.completed, 2);
     assert_eq!(stand_in.calls().await.len(), 1);
@@ -286,8 +265,8 @@ async fn a_retried_batch_is_answered_from_the_store_without_calling_gemini_again
     let generator = fx.generator();
     let event: KafkaEvent = serde_json::from_str(TWO_PARTITIONS).unwrap();
 
-    let first = generator.handle(&event, later()).await.unwrap();
-    let retried = generator.handle(&event, later()).await.unwrap();
+    let first = generator.handle(&event, later()).await;
+    let retried = generator.handle(&event, later()).await;
 
     assert_eq!(first, retried);
     assert_eq!(
@@ -296,7 +275,8 @@ async fn a_retried_batch_is_answered_from_the_store_without_calling_gemini_again
             records: 4,
             completed: 3,
             failed: 1,
-            dead_lettered: 0
+            dead_lettered: 0,
+            ..BatchReport::default()
         }
     );
     assert_eq!(fx.stand_in.calls().await.len(), 3);
@@ -318,10 +298,7 @@ async fn an_expired_claim_left_by_a_crashed_attempt_is_taken_over() {
     let loops = request("req-crashed", "Python Loops");
     claimed_elsewhere(&fx.client, &loops, SystemTime::now() - Duration::from_secs(1)).await;
 
-    let report = generator
-        .handle(&batch(vec![delivery(7, &loops)]), later())
-        .await
-        .unwrap();
+    let report = generator.handle(&batch(vec![delivery(7, &loops)]), later()).await;
 
     assert_eq!(report.completed, 1);
     assert_eq!(fx.stand_in.calls().await.len(), 1);
@@ -333,28 +310,48 @@ async fn an_expired_claim_left_by_a_crashed_attempt_is_taken_over() {
 }
 
 #[tokio::test]
-async fn a_live_claim_is_left_to_its_invocation_and_the_batch_is_retried() {
+async fn a_live_claim_is_left_to_its_invocation_and_only_its_partition_is_redelivered() {
     let fx = Fixture::start().await;
     let generator = fx.generator();
     let loops = request("req-busy", "Python Loops");
     let other = request("req-free", "SQL Joins");
+    let after = request("req-after", "Rust Traits");
     let until = SystemTime::now() + Duration::from_secs(120);
     claimed_elsewhere(&fx.client, &loops, until).await;
 
-    let error = generator
-        .handle(&batch(vec![delivery(7, &loops), delivery(8, &other)]), later())
-        .await
-        .unwrap_err();
+    let report = generator
+        .handle(
+            &batch(vec![
+                delivery_on(0, 8, &other),
+                delivery_on(1, 7, &loops),
+                delivery_on(1, 9, &after),
+            ]),
+            later(),
+        )
+        .await;
 
-    assert_eq!((error.in_progress, error.failures, error.records), (1, 0, 2));
+    assert_eq!(
+        (report.in_progress, report.unpublished, report.completed),
+        (1, 0, 2)
+    );
+    // Partition 0 is done; partition 1 is redelivered from the held request on.
+    assert_eq!(
+        serde_json::to_value(report.response()).unwrap(),
+        json!({"batchItemFailures": [
+            {"itemIdentifier": {"topic-partition": "question.request-1", "offset": 7}}
+        ]})
+    );
     assert_eq!(
         fx.stand_in.calls().await.len(),
-        1,
-        "only the free request is generated"
+        2,
+        "only the free requests are generated"
     );
-    let responses = responses(&fx.publisher);
-    assert_eq!(responses.len(), 1);
-    assert_eq!(responses[0]["eventData"]["request_id"], "req-free");
+    let mut answered: Vec<String> = responses(&fx.publisher)
+        .iter()
+        .map(|r| r["eventData"]["request_id"].as_str().unwrap().to_owned())
+        .collect();
+    answered.sort();
+    assert_eq!(answered, ["req-after", "req-free"]);
     let held = record(&fx.client, "req-busy").await;
     assert_eq!(text(&held, STATUS), STATUS_IN_PROGRESS);
     assert_eq!(
@@ -378,9 +375,10 @@ async fn a_retry_takes_over_once_a_live_claim_expires_so_the_request_is_never_lo
     let held = generator.handle(&event, later()).await;
 
     tokio::time::sleep(Duration::from_millis(1_600)).await;
-    let retried = generator.handle(&event, later()).await.unwrap();
+    let retried = generator.handle(&event, later()).await;
 
-    assert!(held.is_err());
+    assert_eq!(held.in_progress, 1);
+    assert!(!held.response.is_success());
     assert_eq!(retried.completed, 1);
     assert_eq!(fx.stand_in.calls().await.len(), 1);
     assert_eq!(responses(&fx.publisher).len(), 1);
@@ -395,13 +393,11 @@ async fn the_same_request_id_with_other_content_gets_idempotency_conflict() {
             &batch(vec![delivery(1, &request("req-7", "Python Loops"))]),
             later(),
         )
-        .await
-        .unwrap();
+        .await;
 
     let report = generator
         .handle(&batch(vec![delivery(2, &request("req-7", "SQL Joins"))]), later())
-        .await
-        .unwrap();
+        .await;
 
     assert_eq!((report.completed, report.failed), (0, 1));
     assert_eq!(fx.stand_in.calls().await.len(), 1);
@@ -421,7 +417,7 @@ async fn other_content_under_the_same_request_id_in_one_batch_gets_idempotency_c
         delivery(2, &request("req-7", "SQL Joins")),
     ]);
 
-    let report = generator.handle(&event, later()).await.unwrap();
+    let report = generator.handle(&event, later()).await;
 
     assert_eq!((report.completed, report.failed), (1, 1));
     assert_eq!(fx.stand_in.calls().await.len(), 1);
@@ -469,15 +465,9 @@ async fn a_failed_answer_is_not_remembered_so_a_later_delivery_can_succeed() {
     .await;
     let generator = fx.generator();
     let loops = request("req-flaky", "Python Loops");
-    generator
-        .handle(&batch(vec![delivery(1, &loops)]), later())
-        .await
-        .unwrap();
+    generator.handle(&batch(vec![delivery(1, &loops)]), later()).await;
 
-    generator
-        .handle(&batch(vec![delivery(2, &loops)]), later())
-        .await
-        .unwrap();
+    generator.handle(&batch(vec![delivery(2, &loops)]), later()).await;
 
     let statuses: Vec<Value> = responses(&fx.publisher)
         .iter()
@@ -496,10 +486,7 @@ async fn an_unreachable_store_still_generates_and_publishes() {
     let loops = request("req-nostore", "Python Loops");
     let (logs, _logging) = qgen::testing::capture_logs();
 
-    let report = generator
-        .handle(&batch(vec![delivery(1, &loops)]), later())
-        .await
-        .unwrap();
+    let report = generator.handle(&batch(vec![delivery(1, &loops)]), later()).await;
 
     assert_eq!(report.completed, 1);
     assert_eq!(stand_in.calls().await.len(), 1);

@@ -1,153 +1,166 @@
-//! An emulator of Lambda's MSK event-source mapping, faithful where it matters to the function:
-//! a consumer group reading from the earliest offset (`TRIM_HORIZON`), batches of up to
-//! `BatchSize` records or whatever arrived within the batching window, real `KafkaEvent` JSON
-//! (records grouped by `topic-partition`, base64 values, headers as signed bytes), offsets
-//! committed only after the function succeeded, and a failed batch retried — the same records,
-//! with backoff — while the partitions stay blocked, as on AWS.
+//! An emulator of Lambda's MSK event-source mapping as `template.yaml` configures it: a consumer
+//! group reading from the earliest offset (`TRIM_HORIZON`); batches of up to `BatchSize` records
+//! or whatever arrived within the batching window, as real `KafkaEvent` JSON; at most one
+//! invocation in flight per partition, several partitions' batches at once; partial batch
+//! responses honoured (`ReportBatchItemFailures`: commit up to the reported offset, redeliver
+//! from it); failed records retried with backoff while their partitions stay blocked, at most
+//! `MaximumRetryAttempts` times and while younger than `MaximumRecordAgeInSeconds`; then written
+//! to the on-failure destination topic with the metadata Lambda adds ([`crate::failed`]), and the
+//! partition moves on.
+//!
+//! AWS's pages behind each rule: "Configuring error handling controls for Kafka event sources"
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/kafka-retry-configurations.html>), "Using a
+//! Kafka topic as an on-failure destination"
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/kafka-on-failure-destination.html>). Where
+//! they are silent — the backoff between retries, one destination record per failed record — the
+//! README says what the emulator does instead.
 
-use std::future::Future;
-use std::time::Duration;
+pub mod batch;
+mod invoker;
 
-use aws_lambda_events::event::kafka::KafkaEvent;
-use qgen::kafka::EventPublisher;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use qgen::msk::{kafka_event, record_json};
-use question_generator::handler::Generator;
-use question_generator::idempotency::IdempotencyStore;
-use question_generator::source::QuestionSource;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// How the emulator batches and retries.
+use crate::failed::{
+    FailureRecord, KafkaBatchInfo, RECORD_AGE_EXCEEDED, RETRIES_EXHAUSTED, RecordInfo, RequestContext,
+    ResponseContext, rfc3339_millis,
+};
+pub use invoker::{HttpInvoker, InvokeError, Invoker};
+
+/// The defaults of `template.yaml`'s trigger parameters; a test reads the template and checks
+/// that they are equal, so the emulator and the deployed trigger cannot drift apart.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// `BatchSize`.
+    pub const BATCH_SIZE: usize = 10;
+    /// `MaximumBatchingWindowInSeconds`.
+    pub const BATCHING_WINDOW: Duration = Duration::from_secs(1);
+    /// The generator's `Timeout`.
+    pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(180);
+    /// `MaximumRetryAttempts`: retries after the first invocation.
+    pub const MAXIMUM_RETRY_ATTEMPTS: i32 = 10;
+    /// `MaximumRecordAgeInSeconds`.
+    pub const MAXIMUM_RECORD_AGE_SECONDS: i64 = 21_600;
+    /// `ConsumerGroupId`.
+    pub const CONSUMER_GROUP_ID: &str = "question-generator";
+}
+
+/// Lambda's own cap when retries are infinite and an on-failure destination is set: "Lambda
+/// automatically applies a maximum of 10 retry attempts" (kafka-on-failure-destination.html).
+pub const RETRIES_WITH_A_DESTINATION: u32 = 10;
+
+/// How the emulator batches and retries; [`EsmConfig::new`] gives the template's defaults.
 #[derive(Debug, Clone)]
 pub struct EsmConfig {
     /// The topic to consume (`question.request`).
     pub topic: String,
-    /// The consumer group (`question-generator`, as the template's `ConsumerGroupId`).
+    /// The consumer group (`ConsumerGroupId`).
     pub group_id: String,
     /// Most records per invocation (`BatchSize`).
     pub batch_size: usize,
-    /// How long to wait for a batch to fill once its first record arrived
+    /// How long to wait for a batch to fill once its first record is ready
     /// (`MaximumBatchingWindowInSeconds`).
     pub batching_window: Duration,
     /// The function timeout: the deadline given to each invocation.
     pub function_timeout: Duration,
-    /// First delay before retrying a failed batch; doubles up to `retry_max`.
+    /// `MaximumRetryAttempts`: -1 is infinite (capped at [`RETRIES_WITH_A_DESTINATION`] when
+    /// there is an on-failure topic), otherwise retries after the first invocation.
+    pub maximum_retry_attempts: i32,
+    /// `MaximumRecordAgeInSeconds`: records older than this are not invoked; -1 is infinite.
+    pub maximum_record_age_seconds: i64,
+    /// The on-failure destination (`kafka://question.request.failed`); `None` drops what is
+    /// given up, as Lambda does without a destination.
+    pub on_failure_topic: Option<String>,
+    /// First delay before a retry; doubles up to `retry_max`. AWS documents no backoff for
+    /// Kafka; this one keeps a failing partition from spinning.
     pub retry_base: Duration,
     /// Longest delay between retries.
     pub retry_max: Duration,
     /// `eventSourceArn` written into each event.
     pub event_source_arn: String,
+    /// `functionArn` written into on-failure records.
+    pub function_arn: String,
 }
 
 impl EsmConfig {
-    /// The defaults of the local stack for `topic`.
-    pub fn new(topic: &str) -> Self {
+    /// The template's defaults, consuming `topic` and giving up to `on_failure_topic`.
+    pub fn new(topic: &str, on_failure_topic: &str) -> Self {
         EsmConfig {
             topic: topic.to_owned(),
-            group_id: "question-generator".to_owned(),
-            batch_size: 100,
-            batching_window: Duration::from_millis(500),
-            function_timeout: Duration::from_secs(60),
+            group_id: defaults::CONSUMER_GROUP_ID.to_owned(),
+            batch_size: defaults::BATCH_SIZE,
+            batching_window: defaults::BATCHING_WINDOW,
+            function_timeout: defaults::FUNCTION_TIMEOUT,
+            maximum_retry_attempts: defaults::MAXIMUM_RETRY_ATTEMPTS,
+            maximum_record_age_seconds: defaults::MAXIMUM_RECORD_AGE_SECONDS,
+            on_failure_topic: Some(on_failure_topic.to_owned()),
             retry_base: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
             event_source_arn: "arn:aws:kafka:local:000000000000:cluster/qgen-local/local".to_owned(),
+            function_arn: "arn:aws:lambda:local:000000000000:function:question-generator:$LATEST".to_owned(),
         }
+    }
+
+    /// Retries allowed after the first invocation; `None` is infinite.
+    pub fn retry_limit(&self) -> Option<u32> {
+        match u32::try_from(self.maximum_retry_attempts) {
+            Ok(limit) => Some(limit),
+            Err(_) if self.on_failure_topic.is_some() => Some(RETRIES_WITH_A_DESTINATION),
+            Err(_) => None,
+        }
+    }
+
+    fn max_age_ms(&self) -> Option<i64> {
+        (self.maximum_record_age_seconds >= 0).then(|| self.maximum_record_age_seconds * 1000)
     }
 }
 
 /// The emulator's own failures (a failing function is retried, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum EsmError {
-    /// The consumer could not be created, subscribed or committed.
-    #[error("kafka consumer failed")]
+    /// The consumer or producer could not be created, subscribed or committed.
+    #[error("kafka client failed")]
     Kafka(#[from] KafkaError),
 }
 
-/// An invocation failed; the batch will be retried.
-#[derive(Debug, thiserror::Error)]
-#[error("invocation failed: {0}")]
-pub struct InvokeError(pub String);
-
-/// Invokes the function with one batch.
-pub trait Invoker: Send + Sync {
-    /// Runs the function on `event`, which must finish by `deadline`.
-    fn invoke(
-        &self,
-        event: &KafkaEvent,
-        deadline: Instant,
-    ) -> impl Future<Output = Result<(), InvokeError>> + Send;
+/// Records of one or more partitions, delivered together, and what became of their last try.
+struct Batch {
+    records: Vec<OwnedMessage>,
+    /// Invocations made with these records so far.
+    invocations: u32,
+    /// The last invocation returned an error (rather than a partial batch response).
+    errored: bool,
 }
 
-impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Invoker for Generator<S, P, I> {
-    async fn invoke(&self, event: &KafkaEvent, deadline: Instant) -> Result<(), InvokeError> {
-        self.handle(event, deadline)
-            .await
-            .map(|_| ())
-            .map_err(|e| match &e.first {
-                Some(first) => InvokeError(format!("{e}: {first}")),
-                None => InvokeError(e.to_string()),
-            })
+impl Batch {
+    fn partitions(&self) -> BTreeSet<i32> {
+        self.records.iter().map(Message::partition).collect()
     }
 }
 
-impl<T: Invoker> Invoker for &T {
-    fn invoke(
-        &self,
-        event: &KafkaEvent,
-        deadline: Instant,
-    ) -> impl Future<Output = Result<(), InvokeError>> + Send {
-        (**self).invoke(event, deadline)
-    }
+enum Attempted {
+    /// Tried (or given up); the partitions named are redelivered from the offset given.
+    Done(Batch, batch::Redelivery),
+    /// Shut down before it was tried: left uncommitted for the next run.
+    Abandoned,
 }
 
-/// Invokes a function through the Lambda Invoke API, as served by `cargo lambda watch`
-/// (`http://127.0.0.1:9000` by default): the real binary runs.
-pub struct HttpInvoker {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl HttpInvoker {
-    /// An invoker of `function` behind the Invoke API at `base_url`.
-    pub fn new(base_url: &str, function: &str) -> Self {
-        HttpInvoker {
-            http: reqwest::Client::new(),
-            url: format!(
-                "{}/2015-03-31/functions/{function}/invocations",
-                base_url.trim_end_matches('/')
-            ),
-        }
-    }
-}
-
-impl Invoker for HttpInvoker {
-    async fn invoke(&self, event: &KafkaEvent, deadline: Instant) -> Result<(), InvokeError> {
-        let response = self
-            .http
-            .post(&self.url)
-            .timeout(deadline.saturating_duration_since(Instant::now()))
-            .json(event)
-            .send()
-            .await
-            .map_err(|e| InvokeError(format!("invoke API unreachable: {e}")))?;
-        let status = response.status();
-        let function_error = response.headers().contains_key("x-amz-function-error");
-        let body = response.text().await.unwrap_or_default();
-        if !status.is_success() || function_error {
-            return Err(InvokeError(format!("status {status}: {body}")));
-        }
-        tracing::debug!(%body, "function returned");
-        Ok(())
-    }
-}
-
-/// The emulator: one consumer in the group, one batch in flight at a time.
+/// The emulator: one consumer in the group, one invocation in flight per partition.
 pub struct Emulator<I> {
     consumer: StreamConsumer,
+    producer: FutureProducer,
     invoker: I,
     config: EsmConfig,
     bootstrap: String,
@@ -163,120 +176,320 @@ impl<I: Invoker> Emulator<I> {
             .set("group.id", &config.group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            // A batch being retried blocks the loop for as long as the function keeps failing;
-            // staying in the group meanwhile keeps the partitions blocked, as on AWS.
+            // A partition being retried blocks for as long as the retries last; staying in the
+            // group meanwhile keeps it blocked, as on AWS.
             .set("max.poll.interval.ms", "86400000")
             // A stopped emulator that could not say goodbye is noticed within seconds.
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
             .create()?;
         consumer.subscribe(&[&config.topic])?;
+        let producer: FutureProducer = client
+            .clone()
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "5000")
+            .create()?;
         Ok(Emulator {
             consumer,
+            producer,
             invoker,
             config,
             bootstrap,
         })
     }
 
-    /// Consumes, batches and invokes until `shutdown` is cancelled. A batch in flight finishes
-    /// (and is committed) first; a batch being retried is left uncommitted for the next run.
+    /// Consumes, batches and invokes until `shutdown` is cancelled. Batches in flight finish
+    /// (and are committed) first; a batch waiting for its retry is left uncommitted for the
+    /// next run.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), EsmError> {
+        let mut pending: BTreeMap<i32, VecDeque<OwnedMessage>> = BTreeMap::new();
+        let mut busy: BTreeSet<i32> = BTreeSet::new();
+        let mut attempts = FuturesUnordered::new();
+        let mut window: Option<Instant> = None;
+        let mut stopping = false;
         loop {
-            let Some(batch) = self.next_batch(&shutdown).await else {
-                return Ok(());
-            };
-            if !self.invoke_until_success(&batch, &shutdown).await {
-                return Ok(());
+            if stopping {
+                if attempts.is_empty() {
+                    return Ok(());
+                }
+                window = None;
+            } else {
+                let ready: usize = pending
+                    .iter()
+                    .filter(|(p, _)| !busy.contains(*p))
+                    .map(|(_, queue)| queue.len())
+                    .sum();
+                if ready == 0 {
+                    window = None;
+                } else {
+                    let closes = *window.get_or_insert_with(|| Instant::now() + self.config.batching_window);
+                    if ready >= self.config.batch_size || Instant::now() >= closes {
+                        let records = take_batch(&mut pending, &busy, self.config.batch_size);
+                        let batch = Batch {
+                            records,
+                            invocations: 0,
+                            errored: false,
+                        };
+                        busy.extend(batch.partitions());
+                        attempts.push(self.attempt(batch, Duration::ZERO, &shutdown));
+                        window = None;
+                        continue;
+                    }
+                }
             }
-            self.commit(&batch)?;
-        }
-    }
-
-    /// Waits for a first record, then gathers more until the batch is full or the window closes.
-    /// Consumer errors (a broker restarting, a connection dropped) are logged and waited out:
-    /// librdkafka reconnects by itself, and the mapping must outlive a broker outage.
-    async fn next_batch(&self, shutdown: &CancellationToken) -> Option<Vec<OwnedMessage>> {
-        let first = loop {
             tokio::select! {
-                message = self.consumer.recv() => match message {
-                    Ok(message) => break message.detach(),
+                message = self.consumer.recv(), if !stopping => match message {
+                    Ok(message) => {
+                        let message = message.detach();
+                        pending.entry(message.partition()).or_default().push_back(message);
+                    }
                     Err(e) => self.consumer_error(&e).await,
                 },
-                () = shutdown.cancelled() => return None,
-            }
-        };
-        let window_closes = Instant::now() + self.config.batching_window;
-        let mut batch = vec![first];
-        while batch.len() < self.config.batch_size {
-            match tokio::time::timeout_at(window_closes, self.consumer.recv()).await {
-                Ok(Ok(message)) => batch.push(message.detach()),
-                Ok(Err(e)) => self.consumer_error(&e).await,
-                Err(_window_closed) => break,
+                Some(attempted) = attempts.next(), if !attempts.is_empty() => {
+                    let Attempted::Done(batch, redelivery) = attempted else { continue };
+                    self.commit(&batch.records, &redelivery)?;
+                    let again = batch::to_redeliver(&batch.records, &redelivery);
+                    let retried: BTreeSet<i32> = again.iter().map(Message::partition).collect();
+                    for partition in batch.partitions() {
+                        if stopping || !retried.contains(&partition) {
+                            busy.remove(&partition);
+                        }
+                    }
+                    if !stopping && !again.is_empty() {
+                        let retry = Batch { records: again, invocations: batch.invocations, errored: batch.errored };
+                        let delay = self.backoff(retry.invocations);
+                        attempts.push(self.attempt(retry, delay, &shutdown));
+                    }
+                }
+                () = tokio::time::sleep_until(window.unwrap_or_else(Instant::now)), if window.is_some() => {}
+                () = shutdown.cancelled(), if !stopping => stopping = true,
             }
         }
-        Some(batch)
     }
 
-    async fn consumer_error(&self, error: &KafkaError) {
-        tracing::warn!(error = %error, "consumer error; retrying");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    /// The delay before the next try of records invoked `invocations` times; none once the
+    /// retries are used up (the records go straight to the on-failure topic).
+    fn backoff(&self, invocations: u32) -> Duration {
+        if self.exhausted(invocations) {
+            return Duration::ZERO;
+        }
+        let doublings = invocations.saturating_sub(1).min(16);
+        (self.config.retry_base * 2u32.pow(doublings)).min(self.config.retry_max)
     }
 
-    /// Invokes until the function succeeds; `false` when shut down first.
-    async fn invoke_until_success(&self, batch: &[OwnedMessage], shutdown: &CancellationToken) -> bool {
+    fn exhausted(&self, invocations: u32) -> bool {
+        self.config.retry_limit().is_some_and(|limit| invocations > limit)
+    }
+
+    /// One try of `batch` after `delay`: given up when its retries are used up, its old records
+    /// given up, the rest invoked.
+    async fn attempt(&self, mut batch: Batch, delay: Duration, shutdown: &CancellationToken) -> Attempted {
+        if !delay.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.cancelled() => return Attempted::Abandoned,
+            }
+        }
+        let done = |batch: Batch| {
+            let redelivery = batch.partitions().into_iter().map(|p| (p, None)).collect();
+            Attempted::Done(batch, redelivery)
+        };
+        if self.exhausted(batch.invocations) {
+            let records = batch.records.clone();
+            if !self.give_up(&records, RETRIES_EXHAUSTED, &batch, shutdown).await {
+                return Attempted::Abandoned;
+            }
+            return done(batch);
+        }
+        let (expired, live) = batch::split_expired(batch.records.clone(), now_ms(), self.config.max_age_ms());
+        if !expired.is_empty()
+            && !self
+                .give_up(&expired, RECORD_AGE_EXCEEDED, &batch, shutdown)
+                .await
+        {
+            return Attempted::Abandoned;
+        }
+        if live.is_empty() {
+            return done(batch);
+        }
         let event = kafka_event(
-            batch.iter().map(record_json),
+            live.iter().map(record_json),
             &self.config.event_source_arn,
             &self.bootstrap,
         );
+        batch.invocations += 1;
+        let started = Instant::now();
+        let outcome = self
+            .invoker
+            .invoke(&event, started + self.config.function_timeout)
+            .await;
+        batch.errored = outcome.is_err();
+        let redelivery = batch::redelivery(&live, outcome.as_ref().map_err(|_| ()));
+        let redelivered: Vec<String> = redelivery
+            .iter()
+            .filter_map(|(p, from)| from.map(|o| format!("{p}@{o}")))
+            .collect();
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match (&outcome, redelivered.is_empty()) {
+            (Ok(_), true) => tracing::info!(
+                records = live.len(),
+                partitions = ?batch.partitions(),
+                attempt = batch.invocations,
+                duration_ms,
+                "batch invoked"
+            ),
+            (Ok(_), false) => tracing::warn!(
+                records = live.len(),
+                attempt = batch.invocations,
+                redeliver = ?redelivered,
+                "partial batch failure; partitions redelivered from partition@offset"
+            ),
+            (Err(e), _) => tracing::warn!(
+                records = live.len(),
+                attempt = batch.invocations,
+                error = %e,
+                "batch failed; it will be retried"
+            ),
+        }
+        Attempted::Done(batch, redelivery)
+    }
+
+    /// Writes `records` to the on-failure topic (or, without one, drops them as Lambda does),
+    /// retrying until the broker takes them; `false` when shut down first.
+    async fn give_up(
+        &self,
+        records: &[OwnedMessage],
+        condition: &str,
+        batch: &Batch,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let Some(topic) = &self.config.on_failure_topic else {
+            tracing::error!(
+                records = records.len(),
+                condition,
+                "no on-failure destination: records dropped"
+            );
+            return true;
+        };
+        let values: Vec<(Option<&[u8]>, Vec<u8>)> = records
+            .iter()
+            .map(|m| (m.key(), self.failure_value(m, condition, batch)))
+            .collect();
         let mut delay = self.config.retry_base;
-        for attempt in 1.. {
-            let started = Instant::now();
-            let deadline = started + self.config.function_timeout;
-            match self.invoker.invoke(&event, deadline).await {
-                Ok(()) => {
-                    tracing::info!(
-                        records = batch.len(),
-                        partitions = ?partitions(batch),
-                        attempt,
-                        duration_ms = started.elapsed().as_millis() as u64,
-                        "batch invoked"
-                    );
-                    return true;
+        loop {
+            let sends = values.iter().map(|(key, value)| {
+                let mut record: FutureRecord<'_, [u8], Vec<u8>> = FutureRecord::to(topic).payload(value);
+                if let Some(key) = key {
+                    record = record.key(*key);
                 }
-                Err(e) => {
-                    tracing::warn!(records = batch.len(), attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "batch failed; it will be retried");
-                }
+                self.producer.send(record, Duration::from_secs(5))
+            });
+            let results = futures::future::join_all(sends).await;
+            let failed = results.iter().filter(|r| r.is_err()).count();
+            if failed == 0 {
+                tracing::warn!(
+                    records = records.len(),
+                    condition,
+                    topic = %topic,
+                    offsets = ?records.iter().map(|m| format!("{}@{}", m.partition(), m.offset())).collect::<Vec<_>>(),
+                    "records given up: written to the on-failure topic"
+                );
+                return true;
             }
+            // Some may have landed already: the next try writes them again, as a retrying
+            // producer would; `replay` is safe with duplicates.
+            tracing::error!(failed, topic = %topic, "could not write to the on-failure topic; retrying");
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = shutdown.cancelled() => return false,
             }
             delay = (delay * 2).min(self.config.retry_max);
         }
-        false
     }
 
-    /// Commits, for every partition in the batch, the offset after its last record.
-    fn commit(&self, batch: &[OwnedMessage]) -> Result<(), EsmError> {
-        let mut next = std::collections::BTreeMap::new();
-        for message in batch {
-            let entry = next.entry(message.partition()).or_insert(message.offset() + 1);
-            *entry = (*entry).max(message.offset() + 1);
-        }
+    /// The on-failure record of `message`, as Lambda writes it ([`crate::failed`]).
+    fn failure_value(&self, message: &OwnedMessage, condition: &str, batch: &Batch) -> Vec<u8> {
+        let payload = serde_json::to_value(kafka_event(
+            [record_json(message)],
+            &self.config.event_source_arn,
+            &self.bootstrap,
+        ))
+        .unwrap_or_default();
+        let created = message.timestamp().to_millis().unwrap_or(0);
+        let record = FailureRecord {
+            request_context: RequestContext {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                function_arn: self.config.function_arn.clone(),
+                condition: condition.to_owned(),
+                approximate_invoke_count: batch.invocations,
+            },
+            response_context: (batch.invocations > 0).then(|| ResponseContext {
+                status_code: 200,
+                executed_version: "$LATEST".to_owned(),
+                function_error: batch.errored.then(|| "Unhandled".to_owned()),
+            }),
+            version: "1.0".to_owned(),
+            timestamp: rfc3339_millis(now_ms()),
+            batch_info: KafkaBatchInfo {
+                batch_size: 1,
+                event_source_arn: self.config.event_source_arn.clone(),
+                bootstrap_servers: self.bootstrap.clone(),
+                payload_size: payload.to_string().len(),
+                record_info: RecordInfo {
+                    offset: message.offset().to_string(),
+                    timestamp: rfc3339_millis(created),
+                },
+            },
+            payload,
+        };
+        serde_json::to_vec(&record).unwrap_or_default()
+    }
+
+    async fn consumer_error(&self, error: &KafkaError) {
+        // A broker restarting or a connection dropped: librdkafka reconnects by itself, and the
+        // mapping must outlive a broker outage.
+        tracing::warn!(error = %error, "consumer error; retrying");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    /// Commits, for every partition of `batch`, where it is redelivered from or past its last
+    /// record.
+    fn commit(&self, batch: &[OwnedMessage], redelivery: &batch::Redelivery) -> Result<(), EsmError> {
         let mut offsets = TopicPartitionList::new();
-        for (partition, offset) in next {
+        for (partition, offset) in batch::commits(batch, redelivery) {
             offsets.add_partition_offset(&self.config.topic, partition, Offset::Offset(offset))?;
         }
-        self.consumer.commit(&offsets, CommitMode::Sync)?;
+        // librdkafka refuses an empty commit; nothing moved on is nothing to commit.
+        if offsets.count() > 0 {
+            self.consumer.commit(&offsets, CommitMode::Sync)?;
+        }
         Ok(())
     }
 }
 
-fn partitions(batch: &[OwnedMessage]) -> Vec<i32> {
-    let mut partitions: Vec<i32> = batch.iter().map(Message::partition).collect();
-    partitions.sort_unstable();
-    partitions.dedup();
-    partitions
+/// Up to `size` records of the partitions that have none in flight, oldest partitions' first.
+fn take_batch(
+    pending: &mut BTreeMap<i32, VecDeque<OwnedMessage>>,
+    busy: &BTreeSet<i32>,
+    size: usize,
+) -> Vec<OwnedMessage> {
+    let mut batch = Vec::with_capacity(size);
+    for (partition, queue) in pending.iter_mut() {
+        if busy.contains(partition) {
+            continue;
+        }
+        while batch.len() < size {
+            let Some(message) = queue.pop_front() else { break };
+            batch.push(message);
+        }
+    }
+    pending.retain(|_, queue| !queue.is_empty());
+    batch
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
 }

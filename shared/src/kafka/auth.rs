@@ -13,6 +13,7 @@ use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::config::{Region, SharedCredentialsProvider};
 use rdkafka::ClientConfig;
 use rdkafka::client::{ClientContext, OAuthToken};
+use rdkafka::consumer::ConsumerContext;
 use serde::Deserialize;
 use tokio::runtime::Handle;
 
@@ -257,6 +258,9 @@ impl ClientContext for KafkaContext {
     }
 }
 
+/// Consumers (the `replay` command) authenticate the same way; offsets are theirs to manage.
+impl ConsumerContext for KafkaContext {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +276,7 @@ mod tests {
             request_topic: "question.request".into(),
             response_topic: "question.response".into(),
             dlq_topic: "question.request.dlq".into(),
+            failed_topic: "question.request.failed".into(),
             security_protocol: protocol,
             sasl,
             message_timeout: Duration::from_millis(4_000),
