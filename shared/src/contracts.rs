@@ -171,7 +171,9 @@ pub fn asyncapi() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Requests for quiz questions and their answers, on Amazon MSK. Every accepted \
                 request ends in at least one terminal response (completed or failed); repeats carry the \
-                same eventId, so consumers de-duplicate by it."
+                same eventId, so consumers de-duplicate by it. Producers compress record batches with \
+                lz4: a consumer needs lz4 support (librdkafka and the Java client have it; kafka-python \
+                needs the lz4 package, kafkajs a codec plugin)."
         },
         "defaultContentType": "application/json",
         "servers": {
@@ -192,6 +194,10 @@ pub fn asyncapi() -> Value {
             "questionRequestDlq": {
                 "address": "question.request.dlq",
                 "messages": {"deadLetter": {"$ref": "#/components/messages/deadLetter"}}
+            },
+            "questionRequestFailed": {
+                "address": "question.request.failed",
+                "messages": {"givenUp": {"$ref": "#/components/messages/givenUp"}}
             }
         },
         "operations": {
@@ -220,6 +226,13 @@ pub fn asyncapi() -> Value {
                 "action": "send",
                 "channel": {"$ref": "#/channels/questionRequestDlq"},
                 "summary": "question-generator sends records it cannot decode, unchanged, with their origin"
+            },
+            "giveUp": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/questionRequestFailed"},
+                "summary": "the MSK trigger (Lambda itself) writes the request records it gave up on, after \
+                    MaximumRetryAttempts retries or past MaximumRecordAgeInSeconds; qgen-local replay \
+                    publishes them to question.request again"
             }
         },
         "components": {
@@ -256,6 +269,35 @@ pub fn asyncapi() -> Value {
                     },
                     "payload": {"description": "The original record value, byte for byte (absent when it had none)"},
                     "bindings": {"kafka": {"key": {"type": "string", "description": "the original key, when it had one"}}}
+                },
+                "givenUp": {
+                    "name": "GivenUp",
+                    "title": "A request record the MSK trigger gave up on",
+                    "description": "Written by Lambda, as documented in \"Using a Kafka topic as an on-failure \
+                        destination\" (record format): failure metadata and, under payload, the invocation \
+                        event holding the original record (key and value base64, headers as byte arrays).",
+                    "contentType": "application/json",
+                    "payload": {
+                        "type": "object",
+                        "required": ["requestContext", "version", "timestamp", "KafkaBatchInfo", "payload"],
+                        "properties": {
+                            "requestContext": {
+                                "type": "object",
+                                "properties": {
+                                    "requestId": {"type": "string"},
+                                    "functionArn": {"type": "string"},
+                                    "condition": {"type": "string", "description": "RetriesExhausted, or RecordAgeExceeded (the local emulator's name; AWS documents only the first)"},
+                                    "approximateInvokeCount": {"type": "integer"}
+                                }
+                            },
+                            "responseContext": {"type": "object", "description": "the last invocation's status, executedVersion and functionError"},
+                            "version": {"type": "string"},
+                            "timestamp": {"type": "string", "format": "date-time"},
+                            "KafkaBatchInfo": {"type": "object", "description": "batchSize, eventSourceArn, bootstrapServers, payloadSize, recordInfo {offset, timestamp}"},
+                            "payload": {"type": "object", "description": "the MSK event (eventSource, eventSourceArn, bootstrapServers, records by topic-partition)"}
+                        }
+                    },
+                    "bindings": {"kafka": {"key": {"type": "string", "description": "the original record's key (request_id)"}}}
                 }
             }
         }
