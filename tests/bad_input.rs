@@ -1,4 +1,4 @@
-//! Bad input gets a clear answer and loses nothing (DESIGN.md, promises 3 and 4):
+//! Bad input gets a clear answer and loses nothing (docs/DESIGN.md, promises 3 and 4):
 //!
 //! - a corpus of malformed HTTP requests, sent over real HTTP to the API server, each answered
 //!   with the right 4xx and a JSON error naming the problem, and nothing published;

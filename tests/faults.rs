@@ -1,6 +1,6 @@
 //! Fault injection through the local stack's parts: requests over real HTTP while Gemini fails,
 //! stalls and talks nonsense, while the broker goes away for a few seconds, and while one batch
-//! crashes after its side effects. Proves DESIGN.md's promises 1 and 2:
+//! crashes after its side effects. Proves docs/DESIGN.md's promises 1 and 2:
 //!
 //! 1. every request that got a 202 ends in at least one terminal response event, and every
 //!    copy of that response carries the same `eventId`;

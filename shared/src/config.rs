@@ -1,4 +1,4 @@
-//! Configuration read from the environment (DESIGN.md, "Configuration").
+//! Configuration read from the environment (docs/DESIGN.md, "Configuration").
 //!
 //! Everything is read through a lookup closure, so tests pass a map instead of mutating the
 //! process environment; `from_env` is the one place that reads the real one.

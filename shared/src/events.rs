@@ -1,4 +1,4 @@
-//! The wire contract: one JSON envelope per Kafka record (see DESIGN.md, "The wire contract").
+//! The wire contract: one JSON envelope per Kafka record (see docs/DESIGN.md, "The wire contract").
 //!
 //! Envelope keys are camelCase and `eventData` keys snake_case. Readers ignore unknown fields;
 //! writers always write every field.

@@ -1,4 +1,4 @@
-//! Request validation (DESIGN.md, "Request validation") and the checks on model output.
+//! Request validation (docs/DESIGN.md, "Request validation") and the checks on model output.
 //!
 //! The API validates the HTTP body and the generator validates `eventData` with the same code,
 //! so a request the API accepts is never rejected downstream, and a request that reached the

@@ -2,7 +2,7 @@
 //!
 //! Building the call and reading the reply are pure functions ([`build_request`],
 //! [`build_repair_request`], [`parse_reply`]); [`GeminiClient`] adds HTTP and the failure
-//! policy of DESIGN.md: 429/500/503/504 and timeouts retried with backoff ([`crate::retry`])
+//! policy of docs/DESIGN.md: 429/500/503/504 and timeouts retried with backoff ([`crate::retry`])
 //! within the caller's deadline; an unusable answer (schema, count, a finish other than `STOP`,
 //! a blocked prompt) gets one repair call; 400/403/404 are final; and a
 //! [`crate::breaker::CircuitBreaker`] stops all calls for a while after repeated failures. The
