@@ -16,6 +16,7 @@
 //! README says what the emulator does instead.
 
 pub mod batch;
+mod give_up;
 mod invoker;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -27,15 +28,12 @@ use qgen::msk::{kafka_event, record_json};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::failed::{
-    FailureRecord, KafkaBatchInfo, RECORD_AGE_EXCEEDED, RETRIES_EXHAUSTED, RecordInfo, RequestContext,
-    ResponseContext, rfc3339_millis,
-};
+use crate::failed::{RECORD_AGE_EXCEEDED, RETRIES_EXHAUSTED};
 pub use invoker::{HttpInvoker, InvokeError, Invoker};
 
 /// The defaults of `template.yaml`'s trigger parameters; a test reads the template and checks
@@ -352,97 +350,6 @@ impl<I: Invoker> Emulator<I> {
             ),
         }
         Attempted::Done(batch, redelivery)
-    }
-
-    /// Writes `records` to the on-failure topic (or, without one, drops them as Lambda does),
-    /// retrying until the broker takes them; `false` when shut down first.
-    async fn give_up(
-        &self,
-        records: &[OwnedMessage],
-        condition: &str,
-        batch: &Batch,
-        shutdown: &CancellationToken,
-    ) -> bool {
-        let Some(topic) = &self.config.on_failure_topic else {
-            tracing::error!(
-                records = records.len(),
-                condition,
-                "no on-failure destination: records dropped"
-            );
-            return true;
-        };
-        let values: Vec<(Option<&[u8]>, Vec<u8>)> = records
-            .iter()
-            .map(|m| (m.key(), self.failure_value(m, condition, batch)))
-            .collect();
-        let mut delay = self.config.retry_base;
-        loop {
-            let sends = values.iter().map(|(key, value)| {
-                let mut record: FutureRecord<'_, [u8], Vec<u8>> = FutureRecord::to(topic).payload(value);
-                if let Some(key) = key {
-                    record = record.key(*key);
-                }
-                self.producer.send(record, Duration::from_secs(5))
-            });
-            let results = futures::future::join_all(sends).await;
-            let failed = results.iter().filter(|r| r.is_err()).count();
-            if failed == 0 {
-                tracing::warn!(
-                    records = records.len(),
-                    condition,
-                    topic = %topic,
-                    offsets = ?records.iter().map(|m| format!("{}@{}", m.partition(), m.offset())).collect::<Vec<_>>(),
-                    "records given up: written to the on-failure topic"
-                );
-                return true;
-            }
-            // Some may have landed already: the next try writes them again, as a retrying
-            // producer would; `replay` is safe with duplicates.
-            tracing::error!(failed, topic = %topic, "could not write to the on-failure topic; retrying");
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = shutdown.cancelled() => return false,
-            }
-            delay = (delay * 2).min(self.config.retry_max);
-        }
-    }
-
-    /// The on-failure record of `message`, as Lambda writes it ([`crate::failed`]).
-    fn failure_value(&self, message: &OwnedMessage, condition: &str, batch: &Batch) -> Vec<u8> {
-        let payload = serde_json::to_value(kafka_event(
-            [record_json(message)],
-            &self.config.event_source_arn,
-            &self.bootstrap,
-        ))
-        .unwrap_or_default();
-        let created = message.timestamp().to_millis().unwrap_or(0);
-        let record = FailureRecord {
-            request_context: RequestContext {
-                request_id: uuid::Uuid::new_v4().to_string(),
-                function_arn: self.config.function_arn.clone(),
-                condition: condition.to_owned(),
-                approximate_invoke_count: batch.invocations,
-            },
-            response_context: (batch.invocations > 0).then(|| ResponseContext {
-                status_code: 200,
-                executed_version: "$LATEST".to_owned(),
-                function_error: batch.errored.then(|| "Unhandled".to_owned()),
-            }),
-            version: "1.0".to_owned(),
-            timestamp: rfc3339_millis(now_ms()),
-            batch_info: KafkaBatchInfo {
-                batch_size: 1,
-                event_source_arn: self.config.event_source_arn.clone(),
-                bootstrap_servers: self.bootstrap.clone(),
-                payload_size: payload.to_string().len(),
-                record_info: RecordInfo {
-                    offset: message.offset().to_string(),
-                    timestamp: rfc3339_millis(created),
-                },
-            },
-            payload,
-        };
-        serde_json::to_vec(&record).unwrap_or_default()
     }
 
     async fn consumer_error(&self, error: &KafkaError) {
