@@ -6,8 +6,8 @@
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use libfuzzer_sys::fuzz_target;
-use qgen::decode::decode_batch;
-use qgen::validation::Limits;
+use qgen_contract::decode::decode_batch;
+use qgen_contract::validation::Limits;
 
 fuzz_target!(|data: &[u8]| {
     // aws_lambda_events 1.2.1 panics (`assert_eq!(frac, 0)` in encodings/time.rs) on a record

@@ -13,8 +13,8 @@ use aws_lambda_events::event::kafka::KafkaRecord;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use libfuzzer_sys::fuzz_target;
-use qgen::decode::{Decoded, MAX_RECORD_BYTES, decode_record};
-use qgen::validation::Limits;
+use qgen_contract::decode::{Decoded, MAX_RECORD_BYTES, decode_record};
+use qgen_contract::validation::Limits;
 use qgen_fuzz::{assert_clear_refusal, assert_valid_request};
 
 fuzz_target!(|data: &[u8]| {
@@ -66,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(!event_id.is_empty());
             // The failed response must be addressable: the request_id alone is a valid request's.
             let probe = serde_json::json!({"request_id": request_id, "topic": "t", "num_questions": 1});
-            assert!(qgen::validation::parse_request_body(probe.to_string().as_bytes(), &limits).is_ok());
+            assert!(qgen_contract::validation::parse_request_body(probe.to_string().as_bytes(), &limits).is_ok());
             assert_clear_refusal(&error);
         }
         Decoded::Poison {

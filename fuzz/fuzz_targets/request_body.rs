@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use qgen::validation::{Limits, parse_request_body};
+use qgen_contract::validation::{Limits, parse_request_body};
 use qgen_fuzz::{assert_clear_refusal, assert_valid_request};
 
 fuzz_target!(|body: &[u8]| {

@@ -1,7 +1,7 @@
 //! The properties the fuzz targets check, beyond "does not panic".
 
-use qgen::events::GenerationRequest;
-use qgen::validation::{
+use qgen_contract::events::GenerationRequest;
+use qgen_contract::validation::{
     Limits, MAX_CONTEXT_CHARS, MAX_REQUEST_ID_CHARS, MAX_TOPIC_CHARS, ValidationError, parse_request_body,
 };
 

@@ -22,15 +22,17 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::kafka::KafkaEvent;
 use bytes::Bytes;
 use futures::StreamExt;
-use qgen::config::{ApiConfig, GeneratorConfig, KafkaConfig, Secret};
-use qgen::events::{Difficulty, RequestEvent, ResponseEvent};
-use qgen::kafka::{
+use qgen_adapters::config::{ApiConfig, KafkaConfig, Secret};
+use qgen_adapters::kafka::{
     CONTENT_TYPE_JSON, HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_EVENT_TYPE, KafkaPublisher,
     producer_config,
 };
-use qgen::msk::{kafka_event, record_json};
-use qgen::validation::{Limits, parse_request_body};
+use qgen_adapters::msk::record_json;
+use qgen_contract::events::{Difficulty, RequestEvent, ResponseEvent};
+use qgen_contract::msk::kafka_event;
+use qgen_contract::validation::{Limits, parse_request_body};
 use question_api::Api;
+use question_generator::config::GeneratorConfig;
 use question_generator::gemini::GeminiClient;
 use question_generator::handler::Generator;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
@@ -294,7 +296,7 @@ fn handler_steps(n: usize) {
         (
             "EMF metric line on stdout",
             time(n, || {
-                qgen::telemetry::Metrics::new(question_api::SERVICE)
+                qgen_adapters::telemetry::Metrics::new(question_api::SERVICE)
                     .count("Accepted", 1)
                     .duration("PublishLatency", Duration::from_micros(50))
                     .emit()
@@ -325,7 +327,7 @@ async fn producer_settings(kafka: &KafkaConfig, event: &RequestEvent, n: usize) 
         producers.push(producer);
     }
     let request = serde_json::to_vec(event).map_err(|e| fail("event", e))?;
-    let questions = qgen::offline::questions("Python Loops", 5, Difficulty::Medium);
+    let questions = qgen_contract::offline::questions("Python Loops", 5, Difficulty::Medium);
     let response = ResponseEvent::completed(&event.event_id, &event.event_data.request_id, questions);
     let response = serde_json::to_vec(&response).map_err(|e| fail("event", e))?;
     println!("    producer compression (raw produce + ack, p50 of {n} each, taking turns):");

@@ -1,7 +1,7 @@
 //! The broker the local stack runs against.
 
-use qgen::config::KafkaConfig;
-use qgen::kafka::{AdminError, TopicSpec, ensure_topics, service_topics};
+use qgen_adapters::config::KafkaConfig;
+use qgen_adapters::kafka::{AdminError, TopicSpec, ensure_topics, service_topics};
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::mocking::MockCluster;
@@ -18,7 +18,7 @@ pub enum BrokerError {
     Topics(#[source] AdminError),
 }
 
-/// The service's topics ([`qgen::kafka::service_topics`]) on a one-broker local stack, the
+/// The service's topics ([`qgen_adapters::kafka::service_topics`]) on a one-broker local stack, the
 /// request and response topics with `partitions` partitions.
 pub fn local_topics(config: &KafkaConfig, partitions: i32) -> Vec<TopicSpec> {
     let mut topics = service_topics(config, 1);

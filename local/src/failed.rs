@@ -15,7 +15,7 @@
 //! `RecordAgeExceeded` (the page shows only `RetriesExhausted`).
 
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
-use qgen::msk::{record_headers, record_key, record_value};
+use qgen_contract::msk::{record_headers, record_key, record_value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -125,7 +125,7 @@ pub enum FailureRecordError {
     Empty,
     /// A field of the record is not base64.
     #[error(transparent)]
-    Record(#[from] qgen::msk::RecordError),
+    Record(#[from] qgen_contract::msk::RecordError),
 }
 
 impl FailureRecord {

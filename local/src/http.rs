@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use qgen::kafka::EventPublisher;
+use qgen_adapters::kafka::EventPublisher;
 use question_api::Api;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

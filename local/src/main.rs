@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use qgen::config::ApiConfig;
-use qgen::kafka::auth::KafkaAuth;
-use qgen::kafka::{KafkaPublisher, client_config, create_service_topics, service_topics};
+use qgen_adapters::config::ApiConfig;
+use qgen_adapters::kafka::auth::KafkaAuth;
+use qgen_adapters::kafka::{KafkaPublisher, client_config, create_service_topics, service_topics};
 use qgen_local::bench::{self, BenchOptions, Mode};
 use qgen_local::client::{self, State};
 use qgen_local::replay::{ReplayFilter, ReplayOptions, replay};
@@ -209,7 +209,7 @@ async fn run(command: Command, state_file: PathBuf) -> Result<(), String> {
             };
             // EMF metric lines are for CloudWatch; on a terminal they drown the progress log.
             if std::env::var_os("QGEN_LOCAL_METRICS").is_none() {
-                qgen::telemetry::silence();
+                qgen_adapters::telemetry::silence();
             }
             let stack = up(&options, |var| std::env::var(var).ok())
                 .await

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use qgen::kafka::{EventPublisher, OutboundRecord};
+use qgen_adapters::kafka::{EventPublisher, OutboundRecord};
 use question_generator::handler::{DLQ_ERROR, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC};
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -87,7 +87,7 @@ pub enum ReplayError {
         published: usize,
         /// Why.
         #[source]
-        source: Box<qgen::kafka::PublishError>,
+        source: Box<qgen_adapters::kafka::PublishError>,
     },
 }
 

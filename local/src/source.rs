@@ -1,7 +1,7 @@
 //! Where the local stack's questions come from: Gemini, or an offline source that is not an LLM
 //! and says so in every response (`"source": "offline"`) and at start-up.
 
-use qgen::events::{GenerationRequest, Question};
+use qgen_contract::events::{GenerationRequest, Question};
 use question_generator::gemini::GeminiClient;
 use question_generator::source::{GenerationError, QuestionSource};
 use tokio::time::Instant;
@@ -9,7 +9,7 @@ use tokio::time::Instant;
 /// The `source` written on responses from [`OfflineSource`].
 pub const OFFLINE_LABEL: &str = "offline";
 
-/// Placeholder questions written without a model ([`qgen::offline::questions`]).
+/// Placeholder questions written without a model ([`qgen_contract::offline::questions`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OfflineSource;
 
@@ -19,7 +19,7 @@ impl QuestionSource for OfflineSource {
         request: &GenerationRequest,
         _deadline: Instant,
     ) -> Result<Vec<Question>, GenerationError> {
-        Ok(qgen::offline::questions(
+        Ok(qgen_contract::offline::questions(
             &request.topic,
             request.num_questions as usize,
             request.difficulty,

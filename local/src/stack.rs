@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qgen::config::{ApiConfig, ApiKeySource, ConfigError, GeneratorConfig};
-use qgen::kafka::{KafkaPublisher, PublishError, client_config};
-use qgen::secrets::SecretsClient;
+use qgen_adapters::config::{ApiConfig, ConfigError};
+use qgen_adapters::kafka::{KafkaPublisher, PublishError, client_config};
+use qgen_adapters::secrets::SecretsClient;
 use question_api::Api;
+use question_generator::config::{ApiKeySource, GeneratorConfig};
 use question_generator::gemini::{BuildError, GeminiClient, api_key};
 use question_generator::handler::Generator;
 use question_generator::idempotency::store_from_env;

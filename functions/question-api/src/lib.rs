@@ -7,19 +7,19 @@
 
 use http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use qgen::api::{Accepted, AcceptedStatus, ErrorResponse};
-use qgen::config::ApiConfig;
-use qgen::events::RequestEvent;
-use qgen::kafka::{EventPublisher, PublishError, publish_event};
-use qgen::telemetry::Metrics;
-use qgen::validation::{Limits, MAX_BODY_BYTES, ValidationError, parse_request_body};
+use qgen_adapters::config::ApiConfig;
+use qgen_adapters::kafka::{EventPublisher, PublishError, publish_event};
+use qgen_adapters::telemetry::Metrics;
+use qgen_contract::api::{Accepted, AcceptedStatus, ErrorResponse};
+use qgen_contract::events::RequestEvent;
+use qgen_contract::validation::{Limits, MAX_BODY_BYTES, ValidationError, parse_request_body};
 use serde::Serialize;
 
 /// The `Service` dimension of this function's metrics.
 pub const SERVICE: &str = "question-api";
 
 /// The one route this function serves.
-pub use qgen::api::ROUTE;
+pub use qgen_contract::api::ROUTE;
 
 /// The API function: a publisher built once per execution environment, plus its settings.
 pub struct Api<P> {

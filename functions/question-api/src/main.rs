@@ -3,8 +3,8 @@
 use std::convert::Infallible;
 
 use lambda_http::{Error, run, service_fn};
-use qgen::config::ApiConfig;
-use qgen::kafka::KafkaPublisher;
+use qgen_adapters::config::ApiConfig;
+use qgen_adapters::kafka::KafkaPublisher;
 use question_api::Api;
 
 #[tokio::main]

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use qgen::config::BreakerConfig;
+use crate::config::BreakerConfig;
 use tokio::time::Instant;
 
 /// Where the breaker reads the time.

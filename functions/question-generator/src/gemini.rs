@@ -17,10 +17,11 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use qgen::config::{ApiKeySource, GeminiConfig, RetryConfig, Secret};
-use qgen::events::{GenerationRequest, Question};
-use qgen::secrets::{SecretsClient, SecretsError};
-use qgen::validation::validate_questions;
+use crate::config::{ApiKeySource, GeminiConfig, RetryConfig};
+use qgen_adapters::config::Secret;
+use qgen_adapters::secrets::{SecretsClient, SecretsError};
+use qgen_contract::events::{GenerationRequest, Question};
+use qgen_contract::validation::validate_questions;
 use reqwest::header::{HeaderValue, RETRY_AFTER};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -613,8 +614,8 @@ impl QuestionSource for GeminiClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qgen::events::Difficulty;
-    use qgen::testing::{gemini_reply, sample_questions};
+    use qgen_contract::events::Difficulty;
+    use qgen_testkit::{gemini_reply, sample_questions};
 
     fn request(n: u32) -> GenerationRequest {
         GenerationRequest {

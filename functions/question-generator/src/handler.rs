@@ -15,14 +15,14 @@
 //! Duplicates are answered once: within a batch, requests are grouped by `request_id` before
 //! anything is generated; across batches, an [`IdempotencyStore`] remembers the answers.
 
+use crate::config::GeneratorConfig;
 use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::StreamExt;
-use qgen::config::GeneratorConfig;
-use qgen::events::{ErrorCode, GenerationRequest, ResponseError, ResponseEvent};
-use qgen::kafka::{EventPublisher, OutboundRecord, PublishError, publish_event};
-use qgen::msk::KafkaBatchResponse;
-use qgen::telemetry::Metrics;
-use qgen::validation::{Limits, ValidationError};
+use qgen_adapters::kafka::{EventPublisher, OutboundRecord, PublishError, publish_event};
+use qgen_adapters::telemetry::Metrics;
+use qgen_contract::events::{ErrorCode, GenerationRequest, ResponseError, ResponseEvent};
+use qgen_contract::msk::KafkaBatchResponse;
+use qgen_contract::validation::{Limits, ValidationError};
 use serde::Serialize;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
@@ -30,7 +30,7 @@ use tracing::Instrument;
 
 use crate::idempotency::{Claim, IdempotencyStore, NoStore, payload_hash};
 use crate::source::{GenerationError, QuestionSource};
-use qgen::decode::{Coordinates, Decoded, decode_batch};
+use qgen_contract::decode::{Coordinates, Decoded, decode_batch};
 
 /// The `Service` dimension of this function's metrics.
 pub const SERVICE: &str = "question-generator";
@@ -575,7 +575,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qgen::events::Difficulty;
+    use qgen_contract::events::Difficulty;
 
     fn request(offset: i64, request_id: &str, topic: &str) -> Decoded {
         Decoded::Request {

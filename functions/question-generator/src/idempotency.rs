@@ -20,11 +20,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::config::{GeneratorConfig, IdempotencyConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
-use qgen::config::{GeneratorConfig, IdempotencyConfig};
-use qgen::events::{GenerationRequest, ResponseEvent};
+use qgen_contract::events::{GenerationRequest, ResponseEvent};
 use sha2::{Digest, Sha256};
 
 /// Partition key: the `request_id`.
@@ -435,7 +435,7 @@ pub fn epoch_millis(time: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qgen::events::Difficulty;
+    use qgen_contract::events::Difficulty;
 
     fn request(topic: &str) -> GenerationRequest {
         GenerationRequest {

@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! - Decoding the batch's records into requests, invalid requests and poison is pure and lives in
-//!   [`qgen::decode`], where it is fuzzed without the Lambda runtime and the SDKs.
+//!   [`qgen_contract::decode`], where it is fuzzed without the Lambda runtime and the SDKs.
+//! - [`config`]: the generator's settings (Gemini, retries, breaker, idempotency, concurrency).
 //! - [`source`]: the [`source::QuestionSource`] port and its error codes.
 //! - [`gemini`]: the Gemini `generateContent` client: prompt, schema, reply checks, retries.
 //! - [`retry`]: backoff with full jitter and `Retry-After` (pure).
@@ -14,6 +15,7 @@
 //! - [`handler`]: the orchestration — de-duplicate, generate concurrently, publish, dead-letter.
 
 pub mod breaker;
+pub mod config;
 pub mod gemini;
 pub mod handler;
 pub mod idempotency;

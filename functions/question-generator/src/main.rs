@@ -4,9 +4,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use qgen::config::GeneratorConfig;
-use qgen::kafka::KafkaPublisher;
-use qgen::secrets::SecretsClient;
+use qgen_adapters::kafka::KafkaPublisher;
+use qgen_adapters::secrets::SecretsClient;
+use question_generator::config::GeneratorConfig;
 use question_generator::gemini::{GeminiClient, api_key};
 use question_generator::handler::Generator;
 use question_generator::idempotency::store_from_env;

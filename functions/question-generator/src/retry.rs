@@ -8,7 +8,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
 
-use qgen::config::RetryConfig;
+use crate::config::RetryConfig;
 
 /// The cap of the wait before retry number `retry` (1 for the first retry): `base · 2^(retry-1)`,
 /// at most `max`.

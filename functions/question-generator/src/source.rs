@@ -3,13 +3,13 @@
 
 use std::future::Future;
 
-use qgen::events::{ErrorCode, GenerationRequest, Question, ResponseError};
+use qgen_contract::events::{ErrorCode, GenerationRequest, Question, ResponseError};
 use tokio::time::Instant;
 
 /// Produces validated questions for a request.
 pub trait QuestionSource: Send + Sync {
     /// Questions for `request`, which must be ready by `deadline`. The questions returned have
-    /// already passed [`qgen::validation::validate_questions`].
+    /// already passed [`qgen_contract::validation::validate_questions`].
     fn generate(
         &self,
         request: &GenerationRequest,

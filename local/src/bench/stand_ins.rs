@@ -2,7 +2,7 @@
 //! stand-in with a fixed latency, and a Lambda Runtime API stand-in that hands out scripted
 //! invocations and notes when a function first polls.
 //!
-//! Both are plain hyper servers rather than `qgen::testing`'s wiremock stand-ins: that module
+//! Both are plain hyper servers rather than `qgen_testkit`'s wiremock stand-ins: that module
 //! sits behind the `test-util` feature, and enabling it in this binary would, through Cargo's
 //! feature unification, also build wiremock into the function binaries whenever the workspace
 //! is built together (as `cargo lambda build` does), the very artifacts being measured.
@@ -108,7 +108,7 @@ async fn answer(request: Request<Incoming>, latency: Duration) -> Response<Full<
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let reply = qgen::offline::answer_generate_content(&body);
+    let reply = qgen_contract::offline::answer_generate_content(&body);
     // The latency counts from the request's arrival, so our own work does not add to it.
     tokio::time::sleep_until(started + latency).await;
     json_response(StatusCode::OK, &reply)

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use qgen::msk::{KafkaBatchResponse, topic_partition};
+use qgen_contract::msk::{KafkaBatchResponse, topic_partition};
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
 
@@ -96,7 +96,7 @@ pub fn split_expired(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qgen::msk::{KafkaBatchItemFailure, KafkaItemIdentifier};
+    use qgen_contract::msk::{KafkaBatchItemFailure, KafkaItemIdentifier};
     use rdkafka::Timestamp;
 
     fn message(partition: i32, offset: i64, created_ms: i64) -> OwnedMessage {

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use qgen::msk::{kafka_event, record_json};
+use qgen_adapters::msk::record_json;
+use qgen_contract::msk::kafka_event;
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureRecord;

@@ -4,8 +4,8 @@
 use std::future::Future;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
-use qgen::kafka::EventPublisher;
-use qgen::msk::KafkaBatchResponse;
+use qgen_adapters::kafka::EventPublisher;
+use qgen_contract::msk::KafkaBatchResponse;
 use question_generator::handler::Generator;
 use question_generator::idempotency::IdempotencyStore;
 use question_generator::source::QuestionSource;

@@ -1,0 +1,292 @@
+//! The generator's settings, read from the environment through a lookup closure like the rest
+//! (docs/DESIGN.md, "Configuration"): the Kafka side is `qgen_adapters::config`, the rest —
+//! Gemini, retries, the breaker, idempotency, concurrency — is this function's own.
+
+use std::time::Duration;
+
+use qgen_adapters::config::{ConfigError, KafkaConfig, Secret, Vars, limits};
+use qgen_contract::validation::Limits;
+
+/// Google's Gemini endpoint.
+pub const DEFAULT_GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com";
+/// Default model; models retire often, so this is a setting.
+pub const DEFAULT_GEMINI_MODEL: &str = "gemini-3.6-flash";
+
+/// Where the Gemini API key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiKeySource {
+    /// `GOOGLE_API_KEY`: straight from the environment (local runs).
+    Env(Secret),
+    /// `GEMINI_API_KEY_SECRET_ARN`: fetched from Secrets Manager once per execution environment.
+    SecretArn(String),
+    /// Neither is set.
+    None,
+}
+
+/// Settings of the Gemini client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeminiConfig {
+    /// `GEMINI_MODEL`.
+    pub model: String,
+    /// `GEMINI_BASE_URL`, without a trailing slash.
+    pub base_url: String,
+    /// The key.
+    pub api_key: ApiKeySource,
+    /// `GEMINI_TIMEOUT_MS`: the longest one generateContent call may take.
+    pub request_timeout: Duration,
+    /// How transient failures (429, 500, 503, 504, timeouts) are retried.
+    pub retry: RetryConfig,
+    /// When to stop calling Gemini for a while.
+    pub breaker: BreakerConfig,
+}
+
+/// Retries of transient Gemini failures: exponential backoff with full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// `GEMINI_MAX_ATTEMPTS`: calls per request for transient failures, the first one included.
+    pub max_attempts: u32,
+    /// `GEMINI_BACKOFF_BASE_MS`: the cap of the first wait; it doubles with every retry.
+    pub base_delay: Duration,
+    /// `GEMINI_BACKOFF_MAX_MS`: the largest cap a wait can reach.
+    pub max_delay: Duration,
+}
+
+/// The circuit breaker shared by every invocation of one execution environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// `GEMINI_BREAKER_THRESHOLD`: consecutive failed calls that open the circuit.
+    pub failure_threshold: u32,
+    /// `GEMINI_BREAKER_COOLDOWN_MS`: how long it stays open before one probe call is let through.
+    pub cooldown: Duration,
+}
+
+/// Where the generator records which requests it has answered (see the README, "Idempotency").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyConfig {
+    /// `IDEMPOTENCY_TABLE`: the DynamoDB table's name.
+    pub table: String,
+    /// `IDEMPOTENCY_TTL_SECONDS`: how long an answer is remembered and re-published to
+    /// duplicates instead of generating again.
+    pub ttl: Duration,
+}
+
+/// Settings of the question-generator function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorConfig {
+    /// Where responses and dead letters go.
+    pub kafka: KafkaConfig,
+    /// How to reach Gemini.
+    pub gemini: GeminiConfig,
+    /// `GENERATION_CONCURRENCY`: Gemini calls in flight per batch.
+    pub concurrency: usize,
+    /// `MAX_QUESTIONS_PER_REQUEST`, the same limit the API applies.
+    pub limits: Limits,
+    /// Set when `IDEMPOTENCY_TABLE` is: duplicates of an answered request are not generated again.
+    pub idempotency: Option<IdempotencyConfig>,
+}
+
+impl GeneratorConfig {
+    /// Reads the generator's settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// Reads the generator's settings through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars::new(lookup);
+        let api_key = match (vars.get("GEMINI_API_KEY_SECRET_ARN"), vars.get("GOOGLE_API_KEY")) {
+            (Some(arn), _) => ApiKeySource::SecretArn(arn),
+            (None, Some(key)) => ApiKeySource::Env(Secret::new(key)),
+            (None, None) => ApiKeySource::None,
+        };
+        let base_url = vars.or("GEMINI_BASE_URL", DEFAULT_GEMINI_BASE_URL);
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                var: "GEMINI_BASE_URL",
+                value: base_url,
+                reason: "expected an http:// or https:// URL".into(),
+            });
+        }
+        Ok(GeneratorConfig {
+            kafka: KafkaConfig::read(&vars)?,
+            gemini: GeminiConfig {
+                model: vars.or("GEMINI_MODEL", DEFAULT_GEMINI_MODEL),
+                base_url: base_url.trim_end_matches('/').to_owned(),
+                api_key,
+                request_timeout: Duration::from_millis(vars.number(
+                    "GEMINI_TIMEOUT_MS",
+                    30_000,
+                    100,
+                    900_000,
+                )?),
+                retry: RetryConfig {
+                    max_attempts: vars.number("GEMINI_MAX_ATTEMPTS", 4, 1, 20)?,
+                    base_delay: Duration::from_millis(vars.number(
+                        "GEMINI_BACKOFF_BASE_MS",
+                        500,
+                        1,
+                        60_000,
+                    )?),
+                    max_delay: Duration::from_millis(vars.number(
+                        "GEMINI_BACKOFF_MAX_MS",
+                        8_000,
+                        1,
+                        300_000,
+                    )?),
+                },
+                breaker: BreakerConfig {
+                    failure_threshold: vars.number("GEMINI_BREAKER_THRESHOLD", 5, 1, 10_000)?,
+                    cooldown: Duration::from_millis(vars.number(
+                        "GEMINI_BREAKER_COOLDOWN_MS",
+                        30_000,
+                        1,
+                        3_600_000,
+                    )?),
+                },
+            },
+            concurrency: vars.number("GENERATION_CONCURRENCY", 16, 1, 256)?,
+            limits: limits(&vars)?,
+            idempotency: match vars.get("IDEMPOTENCY_TABLE") {
+                Some(table) => Some(IdempotencyConfig {
+                    table,
+                    // At most DynamoDB TTL's practical horizon of a year.
+                    ttl: Duration::from_secs(vars.number(
+                        "IDEMPOTENCY_TTL_SECONDS",
+                        3_600,
+                        60,
+                        31_536_000,
+                    )?),
+                }),
+                None => None,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qgen_adapters::config::SecurityProtocol;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn applies_the_documented_defaults() {
+        let config = GeneratorConfig::from_lookup(lookup(&[("KAFKA_BOOTSTRAP_SERVERS", "b:9092")])).unwrap();
+        assert_eq!(config.kafka.bootstrap_servers, "b:9092");
+        assert_eq!(config.kafka.request_topic, "question.request");
+        assert_eq!(config.kafka.response_topic, "question.response");
+        assert_eq!(config.kafka.dlq_topic, "question.request.dlq");
+        assert_eq!(config.kafka.security_protocol, SecurityProtocol::Plaintext);
+        assert_eq!(config.gemini.model, DEFAULT_GEMINI_MODEL);
+        assert_eq!(config.gemini.base_url, DEFAULT_GEMINI_BASE_URL);
+        assert_eq!(config.gemini.api_key, ApiKeySource::None);
+        assert_eq!(config.concurrency, 16);
+        assert_eq!(config.limits.max_questions, 20);
+        assert_eq!(config.idempotency, None);
+        assert_eq!(
+            config.gemini.retry,
+            RetryConfig {
+                max_attempts: 4,
+                base_delay: Duration::from_millis(500),
+                max_delay: Duration::from_secs(8),
+            }
+        );
+        assert_eq!(
+            config.gemini.breaker,
+            BreakerConfig {
+                failure_threshold: 5,
+                cooldown: Duration::from_secs(30),
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_out_of_range_numbers_naming_the_variable() {
+        for (var, value) in [
+            ("GENERATION_CONCURRENCY", "0"),
+            ("GENERATION_CONCURRENCY", "many"),
+            ("MAX_QUESTIONS_PER_REQUEST", "1000"),
+            ("KAFKA_MESSAGE_TIMEOUT_MS", "-5"),
+            ("KAFKA_SECURITY_PROTOCOL", "TLS"),
+            ("GEMINI_BASE_URL", "localhost:8080"),
+            ("GEMINI_MAX_ATTEMPTS", "0"),
+            ("GEMINI_BACKOFF_BASE_MS", "0"),
+            ("GEMINI_BREAKER_THRESHOLD", "0"),
+            ("GEMINI_BREAKER_COOLDOWN_MS", "soon"),
+        ] {
+            let err = GeneratorConfig::from_lookup(lookup(&[("KAFKA_BOOTSTRAP_SERVERS", "b"), (var, value)]))
+                .unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { var: v, .. } if v == var),
+                "{var}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_arn_wins_over_an_env_key_and_keys_never_print() {
+        let config = GeneratorConfig::from_lookup(lookup(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b"),
+            ("GOOGLE_API_KEY", "AIza-very-secret"),
+        ]))
+        .unwrap();
+        assert!(!format!("{config:?}").contains("very-secret"));
+        let config = GeneratorConfig::from_lookup(lookup(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b"),
+            ("GOOGLE_API_KEY", "k"),
+            (
+                "GEMINI_API_KEY_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:g",
+            ),
+        ]))
+        .unwrap();
+        assert!(matches!(config.gemini.api_key, ApiKeySource::SecretArn(_)));
+    }
+
+    #[test]
+    fn an_idempotency_table_turns_the_store_on_with_a_one_hour_ttl_by_default() {
+        let config = GeneratorConfig::from_lookup(lookup(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b"),
+            ("IDEMPOTENCY_TABLE", "qgen-idempotency"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.idempotency,
+            Some(IdempotencyConfig {
+                table: "qgen-idempotency".into(),
+                ttl: Duration::from_secs(3_600),
+            })
+        );
+        let err = GeneratorConfig::from_lookup(lookup(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b"),
+            ("IDEMPOTENCY_TABLE", "t"),
+            ("IDEMPOTENCY_TTL_SECONDS", "5"),
+        ]))
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                var: "IDEMPOTENCY_TTL_SECONDS",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn base_url_loses_its_trailing_slash() {
+        let config = GeneratorConfig::from_lookup(lookup(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b"),
+            ("GEMINI_BASE_URL", "http://127.0.0.1:9/"),
+        ]))
+        .unwrap();
+        assert_eq!(config.gemini.base_url, "http://127.0.0.1:9");
+    }
+}

@@ -1,0 +1,423 @@
+//! The Gemini client against a local HTTP stand-in: one test per kind of reply, each checking
+//! the outcome and how many calls it took. Secrets come from a real local AWS endpoint (moto).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use qgen_adapters::config::Secret;
+use qgen_adapters::secrets::SecretsClient;
+use qgen_contract::events::{Difficulty, GenerationRequest, Question};
+use qgen_contract::validation::validate_questions;
+use qgen_testkit::{AnswersAsAsked, GeminiStandIn, MotoServer, gemini_reply, sample_questions};
+use question_generator::breaker::{ManualClock, State};
+use question_generator::config::{ApiKeySource, GeminiConfig, GeneratorConfig};
+use question_generator::gemini::{BuildError, GeminiClient, api_key};
+use question_generator::source::{GenerationError, QuestionSource};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use wiremock::{Request, Respond, ResponseTemplate};
+
+/// Fast settings: millisecond backoff, three attempts, and a breaker that stays out of the way
+/// (it has tests of its own).
+fn config(base_url: &str, overrides: &[(&str, &str)]) -> GeminiConfig {
+    let mut vars: HashMap<String, String> = [
+        ("KAFKA_BOOTSTRAP_SERVERS", "unused:9092"),
+        ("GEMINI_BASE_URL", base_url),
+        ("GEMINI_TIMEOUT_MS", "2000"),
+        ("GEMINI_MAX_ATTEMPTS", "3"),
+        ("GEMINI_BACKOFF_BASE_MS", "1"),
+        ("GEMINI_BACKOFF_MAX_MS", "5"),
+        ("GEMINI_BREAKER_THRESHOLD", "1000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    vars.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    GeneratorConfig::from_lookup(|var| vars.get(var).cloned())
+        .unwrap()
+        .gemini
+}
+
+fn client(stand_in: &GeminiStandIn) -> GeminiClient {
+    GeminiClient::new(&config(&stand_in.base_url(), &[]), Secret::new("test-key")).unwrap()
+}
+
+fn request() -> GenerationRequest {
+    GenerationRequest {
+        request_id: "req-1".into(),
+        topic: "Python Loops".into(),
+        num_questions: 3,
+        difficulty: Difficulty::Medium,
+        context: None,
+    }
+}
+
+fn in_a_minute() -> Instant {
+    Instant::now() + Duration::from_secs(60)
+}
+
+/// One reply of a scripted stand-in.
+#[derive(Clone)]
+enum Step {
+    /// The questions asked for.
+    Answer,
+    /// This reply.
+    Reply(ResponseTemplate),
+}
+
+/// Answers call `n` with `steps[n]`, and every call after the last step with the last step.
+struct Scripted {
+    steps: Vec<Step>,
+    calls: AtomicUsize,
+}
+
+impl Scripted {
+    fn new(steps: impl IntoIterator<Item = Step>) -> Self {
+        Scripted {
+            steps: steps.into_iter().collect(),
+            calls: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Respond for Scripted {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        match &self.steps[n.min(self.steps.len() - 1)] {
+            Step::Answer => AnswersAsAsked.respond(request),
+            Step::Reply(reply) => reply.clone(),
+        }
+    }
+}
+
+fn model_says(text: &str, finish_reason: &str) -> Step {
+    Step::Reply(ResponseTemplate::new(200).set_body_json(gemini_reply(text, finish_reason)))
+}
+
+fn questions_text(questions: &[Question]) -> String {
+    json!({ "questions": questions }).to_string()
+}
+
+fn status(code: u16) -> Step {
+    Step::Reply(
+        ResponseTemplate::new(code)
+            .set_body_json(json!({"error": {"code": code, "message": format!("stand-in says {code}")}})),
+    )
+}
+
+async fn run(steps: impl IntoIterator<Item = Step>) -> (Result<Vec<Question>, GenerationError>, usize) {
+    let stand_in = GeminiStandIn::start(Scripted::new(steps)).await;
+    let outcome = client(&stand_in).generate(&request(), in_a_minute()).await;
+    (outcome, stand_in.calls().await.len())
+}
+
+fn code(outcome: &Result<Vec<Question>, GenerationError>) -> &'static str {
+    match outcome {
+        Ok(_) => "ok",
+        Err(e) => e.code().as_str(),
+    }
+}
+
+fn body_of(request: &Request) -> Value {
+    serde_json::from_slice(&request.body).unwrap()
+}
+
+#[tokio::test]
+async fn returns_the_questions_of_a_good_reply_after_one_call() {
+    let (outcome, calls) = run([Step::Answer]).await;
+
+    let questions = outcome.unwrap();
+    assert_eq!(validate_questions(&questions, &request()), Ok(()));
+    assert_eq!(questions.len(), 3);
+    assert_eq!(calls, 1);
+}
+
+#[tokio::test]
+async fn json_that_breaks_the_schema_gets_one_repair_call_then_fails_as_invalid_output() {
+    let stand_in = GeminiStandIn::start(Scripted::new([model_says(
+        r#"{"questions": [{"question": "no options?"}]}"#,
+        "STOP",
+    )]))
+    .await;
+
+    let outcome = client(&stand_in).generate(&request(), in_a_minute()).await;
+
+    assert_eq!(code(&outcome), "invalid_model_output");
+    assert!(outcome.unwrap_err().retryable());
+    let calls = stand_in.calls().await;
+    assert_eq!(calls.len(), 2);
+    let repair = body_of(&calls[1]);
+    let parts = repair["contents"][0]["parts"].as_array().unwrap();
+    assert!(
+        parts[1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("text does not match the schema"),
+        "{repair}"
+    );
+    let data: Value = serde_json::from_str(parts.last().unwrap()["text"].as_str().unwrap()).unwrap();
+    assert_eq!(data["topic"], "Python Loops", "the data stays the last part");
+}
+
+#[tokio::test]
+async fn a_reply_with_the_wrong_count_is_repaired_by_the_second_call() {
+    let two = sample_questions("Python Loops", 2, Difficulty::Medium);
+
+    let (outcome, calls) = run([model_says(&questions_text(&two), "STOP"), Step::Answer]).await;
+
+    assert_eq!(outcome.unwrap().len(), 3);
+    assert_eq!(calls, 2);
+}
+
+#[tokio::test]
+async fn a_safety_stop_gets_one_repair_call_then_fails_as_blocked() {
+    let three = sample_questions("Python Loops", 3, Difficulty::Medium);
+
+    let (outcome, calls) = run([model_says(&questions_text(&three), "SAFETY")]).await;
+
+    assert_eq!(code(&outcome), "gemini_blocked");
+    assert!(!outcome.unwrap_err().retryable());
+    assert_eq!(calls, 2);
+}
+
+#[tokio::test]
+async fn a_max_tokens_stop_gets_one_repair_call_then_fails_as_invalid_output() {
+    let (outcome, calls) = run([model_says(r#"{"questions": [{"quest"#, "MAX_TOKENS")]).await;
+
+    assert_eq!(code(&outcome), "invalid_model_output");
+    assert_eq!(calls, 2);
+}
+
+#[tokio::test]
+async fn a_blocked_prompt_gets_one_repair_call_then_fails_as_blocked() {
+    let blocked = Step::Reply(ResponseTemplate::new(200).set_body_json(json!({
+        "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+        "usageMetadata": {"promptTokenCount": 80, "totalTokenCount": 80}
+    })));
+
+    let (outcome, calls) = run([blocked]).await;
+
+    assert_eq!(code(&outcome), "gemini_blocked");
+    assert!(outcome.unwrap_err().to_string().contains("PROHIBITED_CONTENT"));
+    assert_eq!(calls, 2);
+}
+
+#[tokio::test]
+async fn waits_as_long_as_retry_after_asks_after_a_429_then_succeeds() {
+    let too_many = ResponseTemplate::new(429).insert_header("retry-after", "1");
+    let started = Instant::now();
+
+    let (outcome, calls) = run([Step::Reply(too_many), Step::Answer]).await;
+
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(calls, 2);
+    // The backoff alone would have waited at most 5 ms.
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn never_waits_for_a_retry_after_that_ends_past_the_deadline() {
+    let stand_in = GeminiStandIn::start(Scripted::new([Step::Reply(
+        ResponseTemplate::new(429).insert_header("retry-after", "120"),
+    )]))
+    .await;
+    let started = Instant::now();
+
+    let outcome = client(&stand_in)
+        .generate(&request(), Instant::now() + Duration::from_secs(3))
+        .await;
+
+    assert_eq!(code(&outcome), "gemini_unavailable");
+    assert!(outcome.unwrap_err().to_string().contains("no time left"));
+    assert_eq!(stand_in.calls().await.len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_500_is_retried_and_the_second_call_succeeds() {
+    let (outcome, calls) = run([status(500), Step::Answer]).await;
+
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(calls, 2);
+}
+
+#[tokio::test]
+async fn a_503_that_never_ends_fails_as_unavailable_after_the_maximum_attempts() {
+    let (outcome, calls) = run([status(503)]).await;
+
+    assert_eq!(code(&outcome), "gemini_unavailable");
+    let error = outcome.unwrap_err();
+    assert!(error.retryable());
+    assert!(error.to_string().contains("after 3 attempts"), "{error}");
+    assert_eq!(calls, 3);
+}
+
+#[tokio::test]
+async fn a_reply_slower_than_the_timeout_is_retried_then_fails_as_unavailable() {
+    let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(3));
+    let stand_in = GeminiStandIn::start(Scripted::new([Step::Reply(slow)])).await;
+    let config = config(&stand_in.base_url(), &[("GEMINI_TIMEOUT_MS", "200")]);
+    let client = GeminiClient::new(&config, Secret::new("test-key")).unwrap();
+    let started = Instant::now();
+
+    let outcome = client.generate(&request(), in_a_minute()).await;
+
+    assert_eq!(code(&outcome), "gemini_unavailable");
+    assert!(outcome.unwrap_err().to_string().contains("timed out"));
+    assert_eq!(stand_in.calls().await.len(), 3);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_400_is_not_retried() {
+    let (outcome, calls) = run([status(400)]).await;
+
+    assert_eq!(code(&outcome), "gemini_rejected");
+    assert!(!outcome.unwrap_err().retryable());
+    assert_eq!(calls, 1);
+}
+
+#[tokio::test]
+async fn a_404_for_an_unknown_model_is_not_retried_and_logged_as_a_configuration_error() {
+    let (logs, _logging) = qgen_testkit::capture_logs();
+
+    let (outcome, calls) = run([status(404)]).await;
+
+    assert_eq!(
+        outcome.unwrap_err(),
+        GenerationError::Rejected {
+            status: 404,
+            message: "stand-in says 404".into()
+        }
+    );
+    assert_eq!(calls, 1);
+    let text = logs.text();
+    assert!(
+        text.contains("ERROR") && text.contains("configuration error") && text.contains("GEMINI_MODEL"),
+        "{text}"
+    );
+}
+
+/// 503 until switched to healthy, then the questions asked for.
+struct Recovering {
+    healthy: Arc<AtomicBool>,
+}
+
+impl Respond for Recovering {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if self.healthy.load(Ordering::SeqCst) {
+            AnswersAsAsked.respond(request)
+        } else {
+            ResponseTemplate::new(503)
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_breaker_opens_after_repeated_failures_fails_fast_and_closes_after_a_good_probe() {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let stand_in = GeminiStandIn::start(Recovering {
+        healthy: healthy.clone(),
+    })
+    .await;
+    let config = config(
+        &stand_in.base_url(),
+        &[
+            ("GEMINI_MAX_ATTEMPTS", "1"),
+            ("GEMINI_BREAKER_THRESHOLD", "2"),
+            ("GEMINI_BREAKER_COOLDOWN_MS", "10000"),
+        ],
+    );
+    let clock = Arc::new(ManualClock::new());
+    let client = GeminiClient::with_clock(&config, Secret::new("test-key"), clock.clone()).unwrap();
+
+    // Two failures open it.
+    for _ in 0..2 {
+        let outcome = client.generate(&request(), in_a_minute()).await;
+        assert_eq!(code(&outcome), "gemini_unavailable");
+    }
+    assert_eq!(client.breaker_state(), State::Open);
+
+    // While open, requests fail fast without a call.
+    let refused = client.generate(&request(), in_a_minute()).await.unwrap_err();
+    assert_eq!(refused.code().as_str(), "gemini_unavailable");
+    assert!(refused.retryable());
+    assert!(refused.to_string().contains("circuit breaker open"), "{refused}");
+    assert_eq!(stand_in.calls().await.len(), 2);
+
+    // After the cool-down one probe goes out; it succeeds and closes the circuit.
+    healthy.store(true, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(10));
+    let probe = client.generate(&request(), in_a_minute()).await;
+    assert!(probe.is_ok(), "{probe:?}");
+    assert_eq!(client.breaker_state(), State::Closed);
+    assert!(client.generate(&request(), in_a_minute()).await.is_ok());
+    assert_eq!(stand_in.calls().await.len(), 4);
+}
+
+#[tokio::test]
+async fn reads_the_api_key_from_secrets_manager_and_sends_it_to_gemini() {
+    let moto = MotoServer::start().await;
+    let source = ApiKeySource::SecretArn(
+        moto.create_secret("qgen/gemini-api-key", "AIza-from-secrets-manager")
+            .await,
+    );
+    let sdk = moto.secrets_manager();
+    let stand_in = GeminiStandIn::answering().await;
+
+    let key = api_key(&source, async { SecretsClient::new(sdk.clone()) })
+        .await
+        .unwrap();
+    let client = GeminiClient::new(&config(&stand_in.base_url(), &[]), key).unwrap();
+    let outcome = client.generate(&request(), in_a_minute()).await;
+
+    assert!(outcome.is_ok(), "{outcome:?}");
+    let calls = stand_in.calls().await;
+    assert_eq!(
+        calls[0].headers.get("x-goog-api-key").unwrap(),
+        "AIza-from-secrets-manager"
+    );
+}
+
+async fn secrets_manager_must_not_be_built() -> SecretsClient {
+    panic!("a key from the environment must not build a Secrets Manager client")
+}
+
+#[tokio::test]
+async fn a_key_from_the_environment_never_touches_secrets_manager() {
+    let source = ApiKeySource::Env(Secret::new("AIza-env"));
+
+    let key = api_key(&source, secrets_manager_must_not_be_built())
+        .await
+        .unwrap();
+
+    assert_eq!(key.expose(), "AIza-env");
+}
+
+#[tokio::test]
+async fn a_missing_key_or_an_absent_secret_is_a_startup_error() {
+    let moto = MotoServer::start().await;
+    let secrets = || async { SecretsClient::new(moto.secrets_manager()) };
+
+    let none = api_key(&ApiKeySource::None, secrets()).await.unwrap_err();
+    let absent = api_key(&ApiKeySource::SecretArn("qgen/absent".into()), secrets())
+        .await
+        .unwrap_err();
+
+    assert!(matches!(none, BuildError::NoKey));
+    assert!(matches!(absent, BuildError::Secret(_)));
+}

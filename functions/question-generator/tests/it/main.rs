@@ -1,0 +1,6 @@
+//! Integration tests of question-generator: one binary (one link of librdkafka and the AWS SDK),
+//! one module per subject.
+
+mod gemini;
+mod generator;
+mod idempotency;

@@ -1,0 +1,554 @@
+//! The event-source-mapping emulator against a real broker: batching, one invocation per
+//! partition, partial batch responses, retries capped by attempts and by record age, the
+//! on-failure topic, commits and resume — the rules of the trigger `template.yaml` deploys.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+use qgen_adapters::kafka::{KafkaPublisher, publish_event};
+use qgen_contract::events::{Difficulty, GenerationRequest, RequestEvent};
+use qgen_contract::msk::{KafkaBatchResponse, record_value};
+use qgen_local::esm::{Emulator, EsmConfig, InvokeError, Invoker};
+use qgen_local::failed::FailureRecord;
+use qgen_testkit::{MockBroker, produce_request, read_topic};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub const REQUEST_TOPIC: &str = "question.request";
+pub const FAILED_TOPIC: &str = "question.request.failed";
+
+/// A record of a batch, as an invoker saw it.
+pub type Seen = (i32, i64, String);
+
+/// How a [`Recorder`] answers the invocation with this index (from 0) and these records.
+type Script = Box<dyn Fn(usize, &[Seen]) -> Result<KafkaBatchResponse, InvokeError> + Send + Sync>;
+
+/// An invoker that records what it was given, sorted by partition and offset, and answers as
+/// its script says.
+pub struct Recorder {
+    batches: Mutex<Vec<Vec<Seen>>>,
+    script: Script,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::answering(|_, _| Ok(KafkaBatchResponse::default()))
+    }
+}
+
+impl Recorder {
+    /// Answers with `script`.
+    pub fn answering(
+        script: impl Fn(usize, &[Seen]) -> Result<KafkaBatchResponse, InvokeError> + Send + Sync + 'static,
+    ) -> Self {
+        Recorder {
+            batches: Mutex::new(Vec::new()),
+            script: Box::new(script),
+        }
+    }
+
+    /// Returns an error for the first `times` invocations, then succeeds.
+    fn failing(times: usize) -> Self {
+        Recorder::answering(move |n, _| {
+            if n < times {
+                Err(InvokeError("failing on purpose".into()))
+            } else {
+                Ok(KafkaBatchResponse::default())
+            }
+        })
+    }
+
+    /// Reports the records whose request_id is in `ids` as failed, every time.
+    pub fn refusing(ids: &'static [&'static str]) -> Self {
+        Recorder::answering(move |_, seen| {
+            Ok(KafkaBatchResponse::retry_from(
+                seen.iter()
+                    .filter(|(_, _, id)| ids.contains(&id.as_str()))
+                    .map(|(p, o, _)| (REQUEST_TOPIC, i64::from(*p), *o)),
+            ))
+        })
+    }
+
+    /// Each batch's request ids.
+    fn batches(&self) -> Vec<Vec<String>> {
+        self.seen()
+            .into_iter()
+            .map(|b| b.into_iter().map(|(_, _, id)| id).collect())
+            .collect()
+    }
+
+    /// Each batch's records.
+    pub fn seen(&self) -> Vec<Vec<Seen>> {
+        self.batches.lock().unwrap().clone()
+    }
+
+    /// Records invoked so far, counting redeliveries.
+    pub fn records(&self) -> usize {
+        self.seen().iter().map(Vec::len).sum()
+    }
+}
+
+impl Invoker for Recorder {
+    async fn invoke(
+        &self,
+        event: &KafkaEvent,
+        _deadline: Instant,
+    ) -> Result<KafkaBatchResponse, InvokeError> {
+        let mut seen: Vec<Seen> = Vec::new();
+        for record in event.records.values().flatten() {
+            let value: Value = serde_json::from_slice(&record_value(record).unwrap().unwrap()).unwrap();
+            let id = value["eventData"]["request_id"].as_str().unwrap().to_owned();
+            seen.push((record.partition as i32, record.offset, id));
+        }
+        seen.sort();
+        let n = {
+            let mut batches = self.batches.lock().unwrap();
+            batches.push(seen.clone());
+            batches.len() - 1
+        };
+        (self.script)(n, &seen)
+    }
+}
+
+pub fn esm_config(batch_size: usize, window_ms: u64) -> EsmConfig {
+    let mut config = EsmConfig::new(REQUEST_TOPIC, FAILED_TOPIC);
+    config.batch_size = batch_size;
+    config.batching_window = Duration::from_millis(window_ms);
+    config.retry_base = Duration::from_millis(50);
+    config.retry_max = Duration::from_millis(200);
+    config
+}
+
+pub fn client_of(broker: &MockBroker) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", broker.bootstrap_servers());
+    client
+}
+
+pub fn publisher(broker: &MockBroker) -> KafkaPublisher {
+    let config = qgen_adapters::config::ApiConfig::from_lookup(|var| {
+        (var == "KAFKA_BOOTSTRAP_SERVERS").then(|| broker.bootstrap_servers())
+    })
+    .unwrap();
+    KafkaPublisher::new(&config.kafka).unwrap()
+}
+
+pub async fn send(publisher: &KafkaPublisher, ids: &[&str]) {
+    for id in ids {
+        let event = RequestEvent::new_request(GenerationRequest {
+            request_id: (*id).to_owned(),
+            topic: "t".into(),
+            num_questions: 1,
+            difficulty: Difficulty::Easy,
+            context: None,
+        });
+        publish_event(publisher, REQUEST_TOPIC, id, &event).await.unwrap();
+    }
+}
+
+pub async fn produce(broker: &MockBroker, ids: &[&str]) {
+    send(&publisher(broker), ids).await;
+}
+
+/// Runs `emulator` until `done` says so (or 30 s pass), then stops it cleanly.
+pub async fn run_until<I: Invoker>(emulator: &Emulator<I>, done: impl Fn() -> bool) {
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let watch = async {
+        let started = Instant::now();
+        while !done() && started.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+    };
+    let (result, ()) = tokio::join!(emulator.run(shutdown), watch);
+    result.unwrap();
+}
+
+/// The group's committed offset of each partition of the request topic.
+pub fn committed(broker: &MockBroker, partitions: i32) -> Vec<Offset> {
+    let consumer: BaseConsumer = client_of(broker)
+        .set("group.id", "question-generator")
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition(REQUEST_TOPIC, p);
+    }
+    let committed = consumer.committed_offsets(list, Duration::from_secs(10)).unwrap();
+    committed.elements().iter().map(|e| e.offset()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_hold_at_most_batch_size_records_and_each_record_once() {
+    let broker = MockBroker::start(&[(REQUEST_TOPIC, 1)]);
+    produce(&broker, &["a", "b", "c", "d", "e", "f", "g"]).await;
+    let recorder = Recorder::default();
+    let emulator = Emulator::new(&client_of(&broker), esm_config(3, 300), &recorder).unwrap();
+
+    run_until(&emulator, || recorder.records() >= 7).await;
+
+    let batches = recorder.batches();
+    assert!(batches.iter().all(|b| b.len() <= 3), "{batches:?}");
+    assert_eq!(batches.concat(), ["a", "b", "c", "d", "e", "f", "g"]);
+    assert_eq!(committed(&broker, 1), [Offset::Offset(7)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batching_window_gathers_records_that_arrive_within_it() {
+    let broker = MockBroker::start(&[(REQUEST_TOPIC, 1)]);
+    let recorder = Recorder::default();
+    let emulator = Emulator::new(&client_of(&broker), esm_config(100, 1_500), &recorder).unwrap();
+    let publisher = publisher(&broker);
+    send(&publisher, &["warm-up"]).await;
+    let late_producer = async {
+        // Once the consumer has taken the warm-up record, send two records 300 ms apart.
+        while recorder.records() < 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        send(&publisher, &["early"]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        send(&publisher, &["late"]).await;
+    };
+
+    tokio::join!(run_until(&emulator, || recorder.records() >= 3), late_producer);
+
+    assert_eq!(
+        recorder.batches()[1..],
+        [vec!["early".to_owned(), "late".to_owned()]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_batch_is_retried_with_the_same_records_and_never_committed() {
+    let broker = MockBroker::start(&[(REQUEST_TOPIC, 2)]);
+    produce(&broker, &["x", "y", "z"]).await;
+    let failing = Recorder::failing(usize::MAX);
+    let emulator = Emulator::new(&client_of(&broker), esm_config(10, 200), &failing).unwrap();
+
+    run_until(&emulator, || failing.batches().len() >= 3).await;
+    drop(emulator);
+
+    let attempts = failing.batches();
+    assert!(attempts.len() >= 3);
+    assert!(
+        attempts.windows(2).all(|w| w[0] == w[1]),
+        "retries must carry the same records: {attempts:?}"
+    );
+    assert!(
+        committed(&broker, 2)
+            .iter()
+            .all(|o| !matches!(o, Offset::Offset(_))),
+        "nothing committed"
+    );
+
+    // The function recovers: a new emulator in the group gets the same records again.
+    let recovered = Recorder::default();
+    let emulator = Emulator::new(&client_of(&broker), esm_config(10, 200), &recovered).unwrap();
+    run_until(&emulator, || recovered.records() >= 3).await;
+    let mut seen = recovered.batches().concat();
+    seen.sort();
+    assert_eq!(seen, ["x", "y", "z"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_processing_resumes_from_the_committed_offset() {
+    let broker = MockBroker::start(&[(REQUEST_TOPIC, 2)]);
+    produce(&broker, &["1", "2", "3"]).await;
+    let first = Recorder::default();
+    let emulator = Emulator::new(&client_of(&broker), esm_config(10, 200), &first).unwrap();
+    run_until(&emulator, || first.records() >= 3).await;
+    drop(emulator);
+
+    produce(&broker, &["4", "5"]).await;
+    let second = Recorder::default();
+    let emulator = Emulator::new(&client_of(&broker), esm_config(10, 200), &second).unwrap();
+    run_until(&emulator, || second.records() >= 2).await;
+    // Give a wrongly re-delivered record time to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut before = first.batches().concat();
+    let mut after = second.batches().concat();
+    before.sort();
+    after.sort();
+    assert_eq!(before, ["1", "2", "3"]);
+    assert_eq!(after, ["4", "5"], "only the records after the committed offsets");
+    let all: HashSet<String> = before.into_iter().chain(after).collect();
+    assert_eq!(all.len(), 5);
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Produces a request event for `id` to `partition` of the request topic, created at
+/// `created_ms`; returns the value's bytes.
+pub async fn produce_at(broker: &MockBroker, partition: i32, id: &str, created_ms: i64) -> Vec<u8> {
+    produce_request(
+        &broker.bootstrap_servers(),
+        partition,
+        id,
+        &format!("topic of {id}"),
+        Some(created_ms),
+    )
+    .await
+}
+
+/// The on-failure records, parsed, with the partition and offset their payload names.
+pub async fn failed_records(broker: &MockBroker, expected: usize) -> Vec<(FailureRecord, OwnedMessage)> {
+    read_topic(
+        &broker.bootstrap_servers(),
+        FAILED_TOPIC,
+        expected,
+        Duration::from_secs(20),
+    )
+    .await
+    .into_iter()
+    .map(|m| (serde_json::from_slice(m.payload().unwrap()).unwrap(), m))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_failure_commits_up_to_the_reported_offset_and_redelivers_from_it() {
+    let broker = MockBroker::start(&[(REQUEST_TOPIC, 3), (FAILED_TOPIC, 1)]);
+    for (partition, id) in [(0, "a0"), (0, "a1"), (1, "b0"), (1, "b1"), (1, "b2"), (2, "c0")] {
+        produce_at(&broker, partition, id, now_ms()).await;
+    }
+    // The first invocation reports b1 (partition 1, offset 1); later ones succeed.
+    let recorder = Recorder::answering(|n, _| {
+        Ok(if n == 0 {
+            KafkaBatchResponse::retry_from([(REQUEST_TOPIC, 1, 1)])
+        } else {
+            KafkaBatchResponse::default()
+        })
+    });
+    let emulator = Emulator::new(&client_of(&broker), esm_config(10, 300), &recorder).unwrap();
+
+    run_until(&emulator, || recorder.seen().len() >= 2).await;
+
+    let batches = recorder.batches();
+    assert_eq!(batches[0], ["a0", "a1", "b0", "b1", "b2", "c0"]);
+    assert_eq!(
+        batches[1..],
+        [vec!["b1".to_owned(), "b2".to_owned()]],
+        "only partition 1, from b1"
+    );
+    assert_eq!(
+        committed(&broker, 3),
+        [Offset::Offset(2), Offset::Offset(3), Offset::Offset(1)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_retry_cap_records_go_to_the_failed_topic_and_the_partition_moves_on() {
+    let broker = MockBroker::start(&[(REQUEST_TOPIC, 2), (FAILED_TOPIC, 1)]);
+    produce_at(&broker, 0, "x0", now_ms()).await;
+    let y0 = produce_at(&broker, 1, "y0", now_ms()).await;
+    let y1 = produce_at(&broker, 1, "y1", now_ms()).await;
+    let recorder = Recorder::refusing(&["y0", "y1"]);
+    let mut config = esm_config(10, 300);
+    config.maximum_retry_attempts = 2;
+    let emulator = Emulator::new(&client_of(&broker), config, &recorder).unwrap();
+    let shutdown = CancellationToken::new();
+    let run = emulator.run(shutdown.clone());
+    let check = async {
+        let failed = failed_records(&broker, 2).await;
+        // The partition moves on: a record after the given-up ones is invoked.
+        produce_at(&broker, 1, "y2", now_ms()).await;
+        let started = Instant::now();
+        while !recorder.batches().concat().contains(&"y2".to_owned())
+            && started.elapsed() < Duration::from_secs(20)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        failed
+    };
+    let (result, failed) = tokio::join!(run, check);
+    result.unwrap();
+
+    let tries_of_y0 = recorder
+        .batches()
+        .iter()
+        .filter(|b| b.contains(&"y0".to_owned()))
+        .count();
+    assert_eq!(tries_of_y0, 3, "the first invocation and 2 retries");
+    assert_eq!(
+        recorder
+            .batches()
+            .concat()
+            .iter()
+            .filter(|id| *id == "x0")
+            .count(),
+        1
+    );
+    assert!(recorder.batches().concat().contains(&"y2".to_owned()));
+    assert_eq!(failed.len(), 2, "one on-failure record per record");
+    for ((record, message), (offset, value)) in failed.iter().zip([(0, &y0), (1, &y1)]) {
+        assert_eq!(record.request_context.condition, "RetriesExhausted");
+        assert_eq!(record.request_context.approximate_invoke_count, 3);
+        assert_eq!(record.response_context.as_ref().unwrap().status_code, 200);
+        assert_eq!(record.batch_info.record_info.offset, offset.to_string());
+        let original = &record.originals().unwrap()[0];
+        assert_eq!((original.partition, original.offset), (1, offset));
+        assert_eq!(original.value.as_ref(), Some(value), "the original bytes");
+        assert_eq!(
+            message.key(),
+            original.key.as_deref(),
+            "produced with the original key"
+        );
+    }
+    assert_eq!(committed(&broker, 2), [Offset::Offset(1), Offset::Offset(3)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_older_than_the_maximum_age_goes_to_the_failed_topic_without_an_invocation() {
+    let broker = MockBroker::start(&[(REQUEST_TOPIC, 1), (FAILED_TOPIC, 1)]);
+    let old = produce_at(&broker, 0, "old", now_ms() - 120_000).await;
+    produce_at(&broker, 0, "new", now_ms()).await;
+    let recorder = Recorder::default();
+    let mut config = esm_config(10, 300);
+    // The smallest age AWS accepts (kafka-retry-configurations.html: 60-604800, or -1).
+    config.maximum_record_age_seconds = 60;
+    let emulator = Emulator::new(&client_of(&broker), config, &recorder).unwrap();
+
+    run_until(&emulator, || recorder.records() >= 1).await;
+    let failed = failed_records(&broker, 1).await;
+
+    assert_eq!(recorder.batches(), [["new"]], "the old record is never invoked");
+    let (record, _) = &failed[0];
+    assert_eq!(record.request_context.condition, "RecordAgeExceeded");
+    assert_eq!(record.request_context.approximate_invoke_count, 0);
+    assert!(record.response_context.is_none());
+    assert_eq!(record.originals().unwrap()[0].value.as_ref(), Some(&old));
+    assert_eq!(committed(&broker, 1), [Offset::Offset(2)]);
+}
+
+/// Invocations wait here until `parties` of them are in flight at once.
+struct Rendezvous {
+    barrier: tokio::sync::Barrier,
+    arrived: AtomicUsize,
+    parties: usize,
+    in_flight: Mutex<Vec<i32>>,
+    overlapped_in_a_partition: AtomicBool,
+    all_met: AtomicBool,
+    invoked: Mutex<Vec<String>>,
+}
+
+impl Invoker for Rendezvous {
+    async fn invoke(
+        &self,
+        event: &KafkaEvent,
+        _deadline: Instant,
+    ) -> Result<KafkaBatchResponse, InvokeError> {
+        let partitions: HashSet<i32> = event
+            .records
+            .values()
+            .flatten()
+            .map(|r| r.partition as i32)
+            .collect();
+        {
+            let mut in_flight = self.in_flight.lock().unwrap();
+            if partitions.iter().any(|p| in_flight.contains(p)) {
+                self.overlapped_in_a_partition.store(true, Ordering::SeqCst);
+            }
+            in_flight.extend(&partitions);
+        }
+        if self.arrived.fetch_add(1, Ordering::SeqCst) < self.parties {
+            // Bounded only so that a broken emulator fails the test instead of hanging it.
+            let met = tokio::time::timeout(Duration::from_secs(20), self.barrier.wait()).await;
+            if met.is_ok() {
+                self.all_met.store(true, Ordering::SeqCst);
+            }
+        }
+        self.in_flight.lock().unwrap().retain(|p| !partitions.contains(p));
+        self.invoked.lock().unwrap().extend(
+            event
+                .records
+                .values()
+                .flatten()
+                .map(|r| format!("{}@{}", r.partition, r.offset)),
+        );
+        Ok(KafkaBatchResponse::default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_are_invoked_at_once_but_each_partition_one_batch_at_a_time() {
+    let broker = MockBroker::start(&[(REQUEST_TOPIC, 3), (FAILED_TOPIC, 1)]);
+    for (partition, id) in [(0, "a"), (0, "b"), (1, "c"), (2, "d")] {
+        produce_at(&broker, partition, id, now_ms()).await;
+    }
+    let rendezvous = Rendezvous {
+        barrier: tokio::sync::Barrier::new(3),
+        arrived: AtomicUsize::new(0),
+        parties: 3,
+        in_flight: Mutex::new(Vec::new()),
+        overlapped_in_a_partition: AtomicBool::new(false),
+        all_met: AtomicBool::new(false),
+        invoked: Mutex::new(Vec::new()),
+    };
+    // One record per batch: a batch is one partition's.
+    let emulator = Emulator::new(&client_of(&broker), esm_config(1, 0), &rendezvous).unwrap();
+
+    run_until(&emulator, || rendezvous.invoked.lock().unwrap().len() >= 4).await;
+
+    assert!(
+        rendezvous.all_met.load(Ordering::SeqCst),
+        "three partitions' batches in flight at once"
+    );
+    assert!(
+        !rendezvous.overlapped_in_a_partition.load(Ordering::SeqCst),
+        "never two batches of one partition at once"
+    );
+    let mut invoked = rendezvous.invoked.lock().unwrap().clone();
+    invoked.sort();
+    assert_eq!(invoked, ["0@0", "0@1", "1@0", "2@0"]);
+}
+
+/// Holds each invocation until released.
+struct Held {
+    started: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+impl Invoker for Held {
+    async fn invoke(
+        &self,
+        _event: &KafkaEvent,
+        _deadline: Instant,
+    ) -> Result<KafkaBatchResponse, InvokeError> {
+        self.started.notify_one();
+        self.release.notified().await;
+        Ok(KafkaBatchResponse::default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_lets_the_batch_in_flight_finish_and_commit() {
+    let broker = MockBroker::start(&[(REQUEST_TOPIC, 1), (FAILED_TOPIC, 1)]);
+    produce(&broker, &["p", "q"]).await;
+    let held = Held {
+        started: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+    };
+    let emulator = Emulator::new(&client_of(&broker), esm_config(10, 300), &held).unwrap();
+    let shutdown = CancellationToken::new();
+
+    let stop_while_in_flight = async {
+        held.started.notified().await;
+        shutdown.cancel();
+        held.release.notify_one();
+    };
+    let (result, ()) = tokio::join!(emulator.run(shutdown.clone()), stop_while_in_flight);
+
+    result.unwrap();
+    assert_eq!(committed(&broker, 1), [Offset::Offset(2)]);
+}

@@ -1,0 +1,5 @@
+//! Integration tests of qgen-adapters: one binary, one module per subject.
+
+mod kafka_auth;
+mod secrets;
+mod topics;

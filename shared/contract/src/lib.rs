@@ -1,0 +1,25 @@
+//! `qgen-contract`: the wire contract of the question service, and nothing else. Pure: no I/O,
+//! no async runtime, no Kafka client, no AWS SDK, no features (`cargo tree -p qgen-contract -e
+//! normal` shows it). Both Lambda functions, the local stack and the fuzz targets depend on it,
+//! so the JSON one writes is, by construction, the JSON the other reads. The contract in prose
+//! is `docs/DESIGN.md`.
+//!
+//! # Layout
+//!
+//! - [`events`]: the request and response envelopes exactly as they travel on the topics.
+//! - [`validation`]: the request rules (shared by the API and the generator) and the checks on
+//!   the questions a model returns.
+//! - [`api`]: the HTTP bodies of the API (request as documented, 202, errors).
+//! - [`decode`]: an MSK record → a request, an answerable invalid request, or poison.
+//! - [`msk`]: Lambda's MSK event (grouping records into a batch, reading one back) and the
+//!   partial batch response.
+//! - [`contracts`]: JSON Schema, OpenAPI and AsyncAPI documents generated from these types.
+//! - [`offline`]: placeholder questions written without a model (local stack, stand-ins).
+
+pub mod api;
+pub mod contracts;
+pub mod decode;
+pub mod events;
+pub mod msk;
+pub mod offline;
+pub mod validation;

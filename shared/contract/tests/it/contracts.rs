@@ -1,0 +1,161 @@
+//! The committed contracts are what the code generates, the sample events match them, and the
+//! documented request schema agrees with the validator the API actually runs.
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use qgen_contract::contracts::documents;
+use qgen_contract::validation::{Limits, parse_request_body};
+use qgen_testkit::{assert_matches_schema, schema_errors};
+use serde_json::{Value, json};
+
+fn contracts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../contracts")
+}
+
+fn events_file(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn committed_contracts_are_what_the_code_generates() {
+    let update = std::env::var_os("QGEN_UPDATE_CONTRACTS").is_some();
+    let mut stale = Vec::new();
+    for (path, document) in documents() {
+        let file = contracts_dir().join(&path);
+        let generated = format!("{}\n", serde_json::to_string_pretty(&document).unwrap());
+        if update {
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, &generated).unwrap();
+        } else if std::fs::read_to_string(&file).ok().as_deref() != Some(generated.as_str()) {
+            stale.push(path);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "contracts/ is out of date for {stale:?}: run QGEN_UPDATE_CONTRACTS=1 cargo test -p qgen-contract --test it contracts and commit"
+    );
+}
+
+fn http_body(event: &Value) -> Value {
+    let body = event["body"].as_str().unwrap();
+    let bytes = if event["isBase64Encoded"] == true {
+        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+    } else {
+        body.as_bytes().to_vec()
+    };
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn sample_http_requests_match_the_request_schema_exactly_when_the_api_accepts_them() {
+    for (name, valid) in [
+        ("api-http-v2.json", true),
+        ("api-rest-v1.json", true),
+        ("api-function-url-base64.json", true),
+        ("api-invalid-num-questions.json", false),
+        ("api-invalid-missing-topic.json", false),
+        ("api-invalid-difficulty.json", false),
+    ] {
+        let body = http_body(&events_file(name));
+        assert_eq!(
+            schema_errors("http-request.schema.json", &body).is_empty(),
+            valid,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn sample_msk_records_match_the_request_event_schema_unless_they_are_poison_or_invalid() {
+    let mut checked = 0;
+    for name in ["msk-batch-two-partitions.json", "msk-batch-poison.json"] {
+        let event = events_file(name);
+        for record in event["records"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|r| r.as_array().unwrap())
+        {
+            let Some(value) = record["value"].as_str() else {
+                continue;
+            };
+            let bytes = base64::engine::general_purpose::STANDARD.decode(value).unwrap();
+            let Ok(envelope) = serde_json::from_slice::<Value>(&bytes) else {
+                continue;
+            };
+            if envelope["eventType"] != "question.generation.request" {
+                continue;
+            }
+            let valid =
+                parse_request_body(envelope["eventData"].to_string().as_bytes(), &Limits::default()).is_ok();
+            assert_eq!(
+                schema_errors("request-event.schema.json", &envelope).is_empty(),
+                valid,
+                "{name} offset {}",
+                record["offset"]
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6);
+}
+
+#[test]
+fn the_request_schema_agrees_with_the_validator() {
+    let long = "x".repeat(201);
+    let bodies = [
+        json!({"topic": "Python Loops", "num_questions": 5}),
+        json!({"request_id": "a.b_c:d-1", "topic": "t", "num_questions": 20, "difficulty": "hard"}),
+        json!({"request_id": null, "topic": "t", "num_questions": 1, "extra": [1, 2]}),
+        json!({"topic": " padded ", "num_questions": 1}),
+        json!({"topic": "", "num_questions": 1}),
+        json!({"topic": "   ", "num_questions": 1}),
+        json!({"topic": "a\u{7}b", "num_questions": 1}),
+        json!({"topic": "tab\there", "num_questions": 1}),
+        json!({"topic": long, "num_questions": 1}),
+        json!({"topic": "t", "num_questions": 0}),
+        json!({"topic": "t", "num_questions": 21}),
+        json!({"topic": "t", "num_questions": 2.5}),
+        json!({"topic": "t", "num_questions": "3"}),
+        json!({"topic": "t", "num_questions": 1, "difficulty": "Easy"}),
+        json!({"request_id": "has space", "topic": "t", "num_questions": 1}),
+        json!({"request_id": "", "topic": "t", "num_questions": 1}),
+        json!({"num_questions": 1}),
+        json!({"topic": "t"}),
+        json!({"topic": "t", "num_questions": 1, "context": "Loops repeat.\n\tfor i in range(3): ..."}),
+        json!({"topic": "t", "num_questions": 1, "context": "bell \u{7}"}),
+        json!({"topic": "t", "num_questions": 1, "context": "c".repeat(20_001)}),
+        json!({"topic": "t", "num_questions": 1, "context": 5}),
+        json!([1, 2]),
+    ];
+    for body in bodies {
+        let api_accepts = parse_request_body(body.to_string().as_bytes(), &Limits::default()).is_ok();
+        let schema_accepts = schema_errors("http-request.schema.json", &body).is_empty();
+        assert_eq!(schema_accepts, api_accepts, "{body}");
+    }
+}
+
+#[test]
+fn the_openapi_document_documents_every_status_the_api_answers() {
+    let openapi = qgen_testkit::contract("openapi.json");
+    let responses = &openapi["paths"][qgen_contract::api::ROUTE]["post"]["responses"];
+    for status in ["202", "400", "405", "413", "415", "503"] {
+        assert!(responses.get(status).is_some(), "{status}");
+    }
+    assert_eq!(openapi["security"], json!([{"sigv4": []}]));
+}
+
+#[test]
+fn error_bodies_match_their_schema() {
+    let body = serde_json::to_value(qgen_contract::api::ErrorResponse::new(
+        "invalid_field",
+        "topic is required",
+        Some("topic"),
+    ))
+    .unwrap();
+    assert_matches_schema("http-error.schema.json", &body);
+}

@@ -1,0 +1,3 @@
+//! Integration tests of qgen-contract: one binary, one module per subject.
+
+mod contracts;
