@@ -1,16 +1,15 @@
-//! The question-generator Lambda: wiring only. The logic is in the library.
-
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+//! The question-generator Lambda: wiring only. The logic is in the library (reading the
+//! invocation deadline included: [`question_generator::deadline`]).
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use qgen_adapters::kafka::KafkaPublisher;
 use qgen_adapters::secrets::SecretsClient;
 use question_generator::config::GeneratorConfig;
+use question_generator::deadline::instant_of;
 use question_generator::gemini::{GeminiClient, api_key};
 use question_generator::handler::Generator;
 use question_generator::idempotency::store_from_env;
-use tokio::time::Instant;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -35,21 +34,4 @@ async fn main() -> Result<(), Error> {
         async move { Ok::<_, Error>(generator.handle(&event.payload, deadline).await.response) }
     }))
     .await
-}
-
-/// The invocation deadline as a monotonic instant. Lambda sends milliseconds since the epoch;
-/// `cargo lambda watch` sends the timeout itself (600000), so a value too small to be a date
-/// after 2001 is read as the time left.
-fn instant_of(deadline_ms: u64) -> Instant {
-    const YEAR_2001_MS: u64 = 978_307_200_000;
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
-    let remaining_ms = if deadline_ms < YEAR_2001_MS {
-        deadline_ms
-    } else {
-        deadline_ms.saturating_sub(now_ms)
-    };
-    Instant::now() + Duration::from_millis(remaining_ms)
 }

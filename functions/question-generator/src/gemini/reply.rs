@@ -1,0 +1,191 @@
+//! Reading a `generateContent` reply. Only a finished, unblocked answer whose text parses as a
+//! [`QuestionSet`] and passes the contract's validation becomes questions: the model's output is
+//! untrusted input like any other.
+
+use qgen_contract::events::{GenerationRequest, Question};
+use qgen_contract::validation::validate_questions;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::schema::QuestionSet;
+use crate::source::GenerationError;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Reply {
+    #[serde(default)]
+    candidates: Vec<Candidate>,
+    #[serde(default)]
+    prompt_feedback: Option<PromptFeedback>,
+    #[serde(default)]
+    usage_metadata: Option<Usage>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Candidate {
+    #[serde(default)]
+    content: Option<Content>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Content {
+    #[serde(default)]
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Part {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    thought: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromptFeedback {
+    #[serde(default)]
+    block_reason: Option<String>,
+}
+
+/// Token counts Gemini reports for a call.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// Tokens in the prompt.
+    #[serde(default)]
+    pub prompt_token_count: u64,
+    /// Tokens generated.
+    #[serde(default)]
+    pub candidates_token_count: u64,
+    /// Both.
+    #[serde(default)]
+    pub total_token_count: u64,
+}
+
+/// Reads a 200 reply: blocked prompts and non-`STOP` finishes are errors, the text must parse
+/// as a [`QuestionSet`], and the questions must pass validation against `request`.
+pub fn parse_reply(
+    body: &[u8],
+    request: &GenerationRequest,
+) -> Result<(Vec<Question>, Usage), GenerationError> {
+    let (usage, questions) = read_reply(body, request);
+    questions.map(|q| (q, usage))
+}
+
+/// [`parse_reply`], keeping the usage of a reply that is rejected (its tokens were still spent).
+pub(super) fn read_reply(
+    body: &[u8],
+    request: &GenerationRequest,
+) -> (Usage, Result<Vec<Question>, GenerationError>) {
+    let reply: Reply = match serde_json::from_slice(body) {
+        Ok(reply) => reply,
+        Err(e) => {
+            let error =
+                GenerationError::InvalidOutput(format!("reply is not a generateContent response: {e}"));
+            return (Usage::default(), Err(error));
+        }
+    };
+    let usage = reply.usage_metadata.unwrap_or_default();
+    (usage, questions_of(reply, request))
+}
+
+fn questions_of(reply: Reply, request: &GenerationRequest) -> Result<Vec<Question>, GenerationError> {
+    if let Some(reason) = reply.prompt_feedback.and_then(|f| f.block_reason) {
+        return Err(GenerationError::Blocked(format!("prompt blocked: {reason}")));
+    }
+    let candidate = reply
+        .candidates
+        .into_iter()
+        .next()
+        .ok_or_else(|| GenerationError::InvalidOutput("reply has no candidates".into()))?;
+    match candidate.finish_reason.as_deref() {
+        Some("STOP") | None => {}
+        Some("MAX_TOKENS") => {
+            return Err(GenerationError::InvalidOutput(
+                "output truncated (MAX_TOKENS)".into(),
+            ));
+        }
+        Some(other) => return Err(GenerationError::Blocked(format!("generation stopped: {other}"))),
+    }
+    let text: String = candidate
+        .content
+        .map(|c| c.parts)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !p.thought)
+        .filter_map(|p| p.text)
+        .collect();
+    let set: QuestionSet = serde_json::from_str(&text)
+        .map_err(|e| GenerationError::InvalidOutput(format!("text does not match the schema: {e}")))?;
+    validate_questions(&set.questions, request).map_err(|e| GenerationError::InvalidOutput(e.to_string()))?;
+    Ok(set.questions)
+}
+
+/// Gemini's error body: `{"error": {"code", "message", "status"}}`.
+pub(super) fn error_message(body: &[u8]) -> String {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
+        .trim()
+        .to_owned();
+    if message.is_empty() {
+        "no details".into()
+    } else {
+        message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qgen_contract::events::Difficulty;
+    use qgen_testkit::{gemini_reply, sample_questions};
+    use serde_json::json;
+
+    fn request(n: u32) -> GenerationRequest {
+        GenerationRequest {
+            request_id: "req-1".into(),
+            topic: "Python Loops".into(),
+            num_questions: n,
+            difficulty: Difficulty::Medium,
+            context: None,
+        }
+    }
+
+    fn reply_with(questions: &[Question], finish: &str) -> Vec<u8> {
+        gemini_reply(&json!({ "questions": questions }).to_string(), finish)
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn parses_good_questions_and_usage() {
+        let questions = sample_questions("Python Loops", 3, Difficulty::Medium);
+        let (parsed, usage) = parse_reply(&reply_with(&questions, "STOP"), &request(3)).unwrap();
+        assert_eq!(parsed, questions);
+        assert_eq!(usage.total_token_count, 600);
+    }
+
+    #[test]
+    fn classifies_bad_replies() {
+        let questions = sample_questions("t", 3, Difficulty::Medium);
+        let err = |body: &[u8]| parse_reply(body, &request(3)).unwrap_err().code().as_str();
+        assert_eq!(err(&reply_with(&questions, "SAFETY")), "gemini_blocked");
+        assert_eq!(err(&reply_with(&questions, "MAX_TOKENS")), "invalid_model_output");
+        assert_eq!(err(&reply_with(&questions[..2], "STOP")), "invalid_model_output");
+        assert_eq!(
+            err(gemini_reply("{\"questions\": [1]}", "STOP")
+                .to_string()
+                .as_bytes()),
+            "invalid_model_output"
+        );
+        assert_eq!(err(b"<html>"), "invalid_model_output");
+        let blocked = json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}).to_string();
+        assert_eq!(err(blocked.as_bytes()), "gemini_blocked");
+    }
+}

@@ -1,0 +1,159 @@
+//! Answering one request of the batch and its duplicates: a request answered before is
+//! re-published from the idempotency store, one held by another invocation is left to it, and
+//! only a request this invocation holds (or that the store cannot vouch for) is generated.
+
+use std::time::SystemTime;
+
+use qgen_adapters::kafka::{EventPublisher, PublishError};
+use qgen_adapters::telemetry::Metrics;
+use qgen_contract::decode::Coordinates;
+use qgen_contract::events::ResponseEvent;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::plan::{Job, conflict};
+use super::report::Outcome;
+use super::{Generator, SERVICE};
+use crate::idempotency::{Claim, IdempotencyStore};
+use crate::source::{GenerationError, QuestionSource};
+
+impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, I> {
+    /// Answers a request and its duplicates in the batch: from the store when it was answered
+    /// before, otherwise by generating once.
+    pub(super) async fn answer(
+        &self,
+        job: Job,
+        deadline: Instant,
+        claim_until: SystemTime,
+    ) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
+        let request_id = job.request.request_id.clone();
+        // The question source fills in the call counts, latency and token usage.
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            partition = job.source.partition,
+            offset = job.source.offset,
+            gemini_calls = tracing::field::Empty,
+            gemini_latency_ms = tracing::field::Empty,
+            prompt_tokens = tracing::field::Empty,
+            output_tokens = tracing::field::Empty,
+            total_tokens = tracing::field::Empty,
+        );
+        async {
+            let claim = match self.store.claim(&request_id, &job.hash, claim_until).await {
+                Ok(claim) => Some(claim),
+                Err(e) => {
+                    // Losing a request is worse than paying for a duplicate generation.
+                    tracing::warn!(error = %e, "idempotency store unavailable; generating without it");
+                    None
+                }
+            };
+            let response = match claim {
+                Some(Claim::Completed(stored)) => {
+                    tracing::info!(event_id = %stored.event_id, "answered before: re-publishing the stored response");
+                    Metrics::new(SERVICE).count("IdempotentReplays", 1).emit();
+                    Some(*stored)
+                }
+                Some(Claim::InProgress { until }) => {
+                    let seconds_left = until
+                        .duration_since(SystemTime::now())
+                        .unwrap_or_default()
+                        .as_secs();
+                    tracing::info!(seconds_left, "being answered by another invocation; its partition will be redelivered from here");
+                    None
+                }
+                Some(Claim::Conflict) => {
+                    tracing::warn!("request_id reused for different content");
+                    Some(conflict(&job.event_id, &request_id))
+                }
+                Some(Claim::Acquired) | None => {
+                    let response = self.generate(&job, deadline).await;
+                    let published = self.publish_response(&response).await;
+                    if claim.is_some() {
+                        self.settle(&job, &response).await;
+                    }
+                    return self.answer_duplicates(&job, Some(&response), published).await;
+                }
+            };
+            let published = match &response {
+                Some(response) => self.publish_response(response).await,
+                None => Ok(Outcome::InProgress),
+            };
+            self.answer_duplicates(&job, response.as_ref(), published).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Questions for the job's request, as its response event.
+    async fn generate(&self, job: &Job, deadline: Instant) -> ResponseEvent {
+        let request = &job.request;
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout_at(deadline, self.source.generate(request, deadline))
+            .await
+            .unwrap_or(Err(GenerationError::DeadlineExceeded));
+        // Outcome: `completed` or the failure's stable code, a small closed set.
+        let label = match &outcome {
+            Ok(_) => "completed",
+            Err(e) => e.code().as_str(),
+        };
+        Metrics::new(SERVICE)
+            .dimension("Outcome", label)
+            .count("Responses", 1)
+            .duration("GenerationLatency", started.elapsed())
+            .emit();
+        match outcome {
+            Ok(questions) => {
+                // Emitted inside the span, so the usage the source recorded on it is logged.
+                tracing::info!(questions = questions.len(), "generation completed");
+                let mut response = ResponseEvent::completed(&job.event_id, &request.request_id, questions);
+                response.event_data.source = self.source.label().map(str::to_owned);
+                response
+            }
+            Err(e) => {
+                tracing::warn!(code = e.code().as_str(), error = %e, "generation failed");
+                ResponseEvent::failed(&job.event_id, &request.request_id, e.to_response_error())
+            }
+        }
+    }
+
+    /// Keeps a `completed` response for duplicates — even when publishing it failed, so the
+    /// batch's retry re-publishes it without generating again — and gives up the claim on a
+    /// `failed` one, so a retry of the request may succeed.
+    async fn settle(&self, job: &Job, response: &ResponseEvent) {
+        let request_id = &job.request.request_id;
+        let result = match response.event_data.error {
+            None => self.store.complete(request_id, &job.hash, response).await,
+            Some(_) => self.store.release(request_id, &job.hash).await,
+        };
+        if let Err(e) = result {
+            // The claim expires at the deadline; a duplicate after it generates again.
+            tracing::warn!(error = %e, "could not record the outcome in the idempotency store");
+        }
+    }
+
+    /// The job's outcome followed by its duplicates': each gets the job's response (the same
+    /// event), or its own `idempotency_conflict` when its content differs.
+    async fn answer_duplicates(
+        &self,
+        job: &Job,
+        response: Option<&ResponseEvent>,
+        first: Result<Outcome, PublishError>,
+    ) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
+        let mut outcomes = vec![(job.source.clone(), first)];
+        for duplicate in &job.duplicates {
+            let outcome = if duplicate.conflicting {
+                tracing::warn!(event_id = %duplicate.event_id, "request_id reused for different content in the batch");
+                self.publish_response(&conflict(&duplicate.event_id, &job.request.request_id))
+                    .await
+            } else {
+                match response {
+                    Some(response) => self.publish_response(response).await,
+                    None => Ok(Outcome::InProgress),
+                }
+            };
+            outcomes.push((duplicate.source.clone(), outcome));
+        }
+        outcomes
+    }
+}

@@ -1,0 +1,229 @@
+//! The batch handler: decode every record, generate questions for every request concurrently
+//! (at most `GENERATION_CONCURRENCY` at a time), publish one response per request and send
+//! poison to the DLQ.
+//!
+//! The handler never fails the whole batch for one record. It answers the MSK trigger with a
+//! partial batch response ([`qgen_contract::msk::KafkaBatchResponse`], `FunctionResponseTypes:
+//! [ReportBatchItemFailures]` in `template.yaml`): for each partition where a record could not be
+//! published, or is being answered by another invocation, the lowest such offset. The trigger
+//! commits everything before it and redelivers the partition from there; the other partitions
+//! are committed whole. A retry re-publishes what was answered (from the idempotency store when
+//! one is configured), or takes over a request whose claim expired. Everything about a single
+//! request ends as a `failed` response instead. Invocation-wide faults (an event the runtime
+//! cannot parse, a crash, a timeout) are the runtime's `Err`, and the trigger retries the batch.
+//!
+//! Duplicates are answered once: within a batch, requests are grouped by `request_id` before
+//! anything is generated; across batches, an [`IdempotencyStore`] remembers the answers.
+//!
+//! # Layout
+//!
+//! - [`Generator`] (here): the batch's orchestration: plan it, work it concurrently, report.
+//! - `plan`: the records as work, duplicates grouped under the first of their `request_id` (pure).
+//! - `answer`: one request: the idempotency claim, generation, and its duplicates' answers.
+//! - `report`: the [`BatchReport`] and the partial batch response it carries (pure).
+//! - `dead_letter`: the DLQ copy of a poison record and its `dlq-*` headers (pure).
+
+mod answer;
+mod dead_letter;
+mod plan;
+mod report;
+
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+use futures::StreamExt;
+use qgen_adapters::kafka::{EventPublisher, OutboundRecord, PublishError, publish_event};
+use qgen_adapters::telemetry::Metrics;
+use qgen_contract::decode::{Coordinates, decode_batch};
+use qgen_contract::events::{ErrorCode, ResponseError, ResponseEvent};
+use qgen_contract::validation::{Limits, ValidationError};
+use tokio::time::Instant;
+
+use crate::config::GeneratorConfig;
+use crate::deadline;
+use crate::idempotency::{IdempotencyStore, NoStore};
+use crate::source::QuestionSource;
+use dead_letter::dlq_headers;
+use plan::{Work, group};
+use report::Outcome;
+
+pub use dead_letter::{DLQ_ERROR, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC};
+pub use report::BatchReport;
+
+/// The `Service` dimension of this function's metrics.
+pub const SERVICE: &str = "question-generator";
+
+/// The generator: a question source, a publisher and an idempotency store built once per
+/// execution environment.
+pub struct Generator<S, P, I = NoStore> {
+    source: S,
+    publisher: P,
+    store: I,
+    response_topic: String,
+    dlq_topic: String,
+    concurrency: usize,
+    limits: Limits,
+    publish_reserve: Duration,
+}
+
+impl<S: QuestionSource, P: EventPublisher> Generator<S, P> {
+    /// A generator with the topics, concurrency and limits of `config`, and no idempotency
+    /// store (duplicates within a batch are still answered once).
+    pub fn new(source: S, publisher: P, config: &GeneratorConfig) -> Self {
+        Generator {
+            source,
+            publisher,
+            store: NoStore,
+            response_topic: config.kafka.response_topic.clone(),
+            dlq_topic: config.kafka.dlq_topic.clone(),
+            concurrency: config.concurrency.max(1),
+            limits: config.limits,
+            // Generation stops early enough to publish the outcome within the invocation.
+            publish_reserve: deadline::publish_reserve(config.kafka.message_timeout),
+        }
+    }
+}
+
+impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, I> {
+    /// The same generator, remembering answers in `store` so duplicates across batches are not
+    /// generated again.
+    pub fn with_idempotency<J: IdempotencyStore>(self, store: J) -> Generator<S, P, J> {
+        Generator {
+            source: self.source,
+            publisher: self.publisher,
+            store,
+            response_topic: self.response_topic,
+            dlq_topic: self.dlq_topic,
+            concurrency: self.concurrency,
+            limits: self.limits,
+            publish_reserve: self.publish_reserve,
+        }
+    }
+
+    /// Handles one MSK batch that must be done by `deadline`.
+    #[tracing::instrument(skip_all, fields(records = tracing::field::Empty))]
+    pub async fn handle(&self, event: &KafkaEvent, deadline: Instant) -> BatchReport {
+        let decoded = decode_batch(event, &self.limits);
+        let records = decoded.len();
+        tracing::Span::current().record("records", records);
+        Metrics::new(SERVICE).count("Records", records as u64).emit();
+        let generation_deadline = deadline::generation_deadline(deadline, self.publish_reserve);
+        // A claim lasts until this invocation's deadline: after it, a retry may take over.
+        let claim_until = deadline::claim_until(deadline, Instant::now(), SystemTime::now());
+
+        let outcomes: Vec<(Coordinates, Result<Outcome, PublishError>)> =
+            futures::stream::iter(group(decoded))
+                .map(|work| self.process(work, generation_deadline, claim_until))
+                .buffer_unordered(self.concurrency)
+                .flat_map(futures::stream::iter)
+                .collect()
+                .await;
+
+        let (report, first_error) = BatchReport::of(records, outcomes);
+        report.log(first_error.as_ref());
+        report
+    }
+
+    /// Works one item of the plan; a job answers its duplicates too, hence several outcomes.
+    async fn process(
+        &self,
+        work: Work,
+        deadline: Instant,
+        claim_until: SystemTime,
+    ) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
+        match work {
+            Work::Request(job) => self.answer(job, deadline, claim_until).await,
+            Work::Invalid {
+                source,
+                event_id,
+                request_id,
+                error,
+            } => vec![(source, self.invalid(&event_id, &request_id, &error).await)],
+            Work::Poison {
+                source,
+                key,
+                value,
+                headers,
+                reason,
+            } => {
+                let outcome = self
+                    .dead_letter(&source, key.as_deref(), value.as_deref(), &headers, &reason)
+                    .await;
+                vec![(source, outcome)]
+            }
+        }
+    }
+
+    /// The `invalid_request` response to a request that failed validation.
+    async fn invalid(
+        &self,
+        event_id: &str,
+        request_id: &str,
+        error: &ValidationError,
+    ) -> Result<Outcome, PublishError> {
+        tracing::info!(request_id = %request_id, field = %error.field, "invalid request");
+        Metrics::new(SERVICE)
+            .dimension("Outcome", ErrorCode::InvalidRequest.as_str())
+            .count("Responses", 1)
+            .emit();
+        let response = ResponseEvent::failed(
+            event_id,
+            request_id,
+            ResponseError {
+                code: ErrorCode::InvalidRequest,
+                message: error.to_string(),
+                retryable: false,
+            },
+        );
+        self.publish_response(&response).await
+    }
+
+    /// Publishes `response`, keyed by its `request_id`.
+    async fn publish_response(&self, response: &ResponseEvent) -> Result<Outcome, PublishError> {
+        let data = &response.event_data;
+        let delivered =
+            publish_event(&self.publisher, &self.response_topic, &data.request_id, response).await?;
+        tracing::info!(
+            request_id = %data.request_id,
+            event_id = %response.event_id,
+            status = ?data.status,
+            partition = delivered.partition,
+            offset = delivered.offset,
+            "response published"
+        );
+        Ok(match data.error {
+            None => Outcome::Completed,
+            Some(_) => Outcome::Failed,
+        })
+    }
+
+    /// Sends a poison record, as it came, to the DLQ.
+    async fn dead_letter(
+        &self,
+        source: &Coordinates,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        original_headers: &[(String, Vec<u8>)],
+        reason: &str,
+    ) -> Result<Outcome, PublishError> {
+        tracing::warn!(
+            topic = %source.topic,
+            partition = source.partition,
+            offset = source.offset,
+            reason,
+            "poison record sent to the DLQ"
+        );
+        Metrics::new(SERVICE).count("DeadLettered", 1).emit();
+        let headers = dlq_headers(source, original_headers, reason);
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        self.publisher
+            .publish(OutboundRecord {
+                topic: &self.dlq_topic,
+                key,
+                payload: value,
+                headers: &headers,
+            })
+            .await?;
+        Ok(Outcome::DeadLettered)
+    }
+}
