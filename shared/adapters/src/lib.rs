@@ -5,8 +5,11 @@
 //!
 //! - [`config`]: the Kafka and API configuration read from the environment through a lookup
 //!   closure, and the [`config::Vars`] reader the generator's own configuration uses too.
-//! - [`kafka`]: the [`kafka::EventPublisher`] port, its rdkafka implementation, the service's
-//!   topics, and broker authentication (SCRAM, MSK IAM) in [`kafka::auth`].
+//! - [`kafka`]: the [`kafka::EventPublisher`] port, its records and errors (`kafka/mod.rs`); its
+//!   rdkafka implementation [`kafka::KafkaPublisher`] and the client settings
+//!   (`kafka/producer.rs`); the service's topics and their creation (`kafka/topics.rs`); broker
+//!   authentication in [`kafka::auth`] (`auth/mod.rs`, with SCRAM in `auth/scram.rs` and MSK IAM
+//!   in `auth/iam.rs`).
 //! - [`secrets`]: Secrets Manager reads, cached per execution environment.
 //! - [`msk`]: a Kafka message as a record of Lambda's MSK event.
 //! - [`telemetry`]: metrics as CloudWatch Embedded Metric Format lines on stdout.

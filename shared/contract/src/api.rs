@@ -8,8 +8,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::events::Difficulty;
-use crate::validation::{CONTEXT_PATTERN, REQUEST_ID_PATTERN, TOPIC_PATTERN};
+use crate::events::{CONTEXT_PATTERN, Difficulty, REQUEST_ID_PATTERN, TOPIC_PATTERN};
 
 /// The endpoint's path.
 pub const ROUTE: &str = "/llm/questions/generate-for-content-service";

@@ -6,14 +6,18 @@
 //!
 //! # Layout
 //!
-//! - [`events`]: the request and response envelopes exactly as they travel on the topics.
-//! - [`validation`]: the request rules (shared by the API and the generator) and the checks on
-//!   the questions a model returns.
+//! - [`events`]: the request and response envelopes exactly as they travel on the topics; the
+//!   envelope in `events/mod.rs`, the payloads in `events/request.rs` (with the fields' schema
+//!   patterns) and `events/response.rs`.
+//! - [`validation`]: the request rules (shared by the API and the generator) in
+//!   `validation/request.rs`, and the checks on the questions a model returns in
+//!   `validation/questions.rs`. It reads `events`; `events` reads nothing of it.
 //! - [`api`]: the HTTP bodies of the API (request as documented, 202, errors).
 //! - [`decode`]: an MSK record → a request, an answerable invalid request, or poison.
 //! - [`msk`]: Lambda's MSK event (grouping records into a batch, reading one back) and the
 //!   partial batch response.
-//! - [`contracts`]: JSON Schema, OpenAPI and AsyncAPI documents generated from these types.
+//! - [`contracts`]: JSON Schema (`contracts/schemas.rs`), OpenAPI (`contracts/openapi.rs`) and
+//!   AsyncAPI (`contracts/asyncapi.rs`) documents generated from these types.
 //! - [`offline`]: placeholder questions written without a model (local stack, stand-ins).
 
 pub mod api;

@@ -1,10 +1,5 @@
-//! Request validation (docs/DESIGN.md, "Request validation") and the checks on model output.
-//!
-//! The API validates the HTTP body and the generator validates `eventData` with the same code,
-//! so a request the API accepts is never rejected downstream, and a request that reached the
-//! topic some other way is held to the same rules. Pure: no I/O.
-
-use std::collections::HashSet;
+//! The request rules: limits, the fields as they arrive, and [`parse_request_body`] and
+//! [`validate`], which apply every rule and name the field at fault.
 
 use std::fmt;
 
@@ -12,7 +7,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::events::{Difficulty, GenerationRequest, Question};
+use crate::events::{Difficulty, GenerationRequest};
 
 /// Largest accepted HTTP body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -24,14 +19,6 @@ pub const MAX_TOPIC_CHARS: usize = 200;
 pub const MAX_CONTEXT_CHARS: usize = 20_000;
 /// Default upper bound of `num_questions`.
 pub const DEFAULT_MAX_QUESTIONS: u32 = 20;
-/// `request_id` as a JSON Schema pattern (with length 1–128).
-pub const REQUEST_ID_PATTERN: &str = r"^[A-Za-z0-9._:-]+$";
-/// `topic` as a JSON Schema pattern (with length 1–200): not all blank, no control characters.
-pub const TOPIC_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
-/// `context` as a JSON Schema pattern: no control characters but newlines and tabs.
-pub const CONTEXT_PATTERN: &str = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$";
-/// Fewest and most options of a question.
-pub const OPTIONS_RANGE: std::ops::RangeInclusive<usize> = 2..=6;
 
 /// Limits that configuration may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,81 +291,9 @@ fn check_num_questions(n: &serde_json::Number, limits: &Limits) -> Result<u32, V
     }
 }
 
-/// Why a model's questions were rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OutputError {
-    /// Not the number that was asked for.
-    #[error("expected {expected} questions, got {got}")]
-    WrongCount {
-        /// Asked for.
-        expected: usize,
-        /// Received.
-        got: usize,
-    },
-    /// A question breaks a rule.
-    #[error("question {index}: {problem}")]
-    BadQuestion {
-        /// Zero-based position.
-        index: usize,
-        /// What is wrong.
-        problem: String,
-    },
-}
-
-/// Checks a model's questions against the request: the count, non-empty text, 2–6 unique
-/// options, `correct_answer` among them, the requested difficulty, and no two questions alike.
-pub fn validate_questions(questions: &[Question], request: &GenerationRequest) -> Result<(), OutputError> {
-    let expected = request.num_questions as usize;
-    if questions.len() != expected {
-        return Err(OutputError::WrongCount {
-            expected,
-            got: questions.len(),
-        });
-    }
-    let mut seen = HashSet::with_capacity(questions.len());
-    for (index, q) in questions.iter().enumerate() {
-        let bad = |problem: &str| OutputError::BadQuestion {
-            index,
-            problem: problem.to_owned(),
-        };
-        if q.question.trim().is_empty() {
-            return Err(bad("empty question text"));
-        }
-        if !OPTIONS_RANGE.contains(&q.options.len()) {
-            return Err(bad("must have 2 to 6 options"));
-        }
-        if q.options.iter().any(|o| o.trim().is_empty()) {
-            return Err(bad("empty option"));
-        }
-        let unique: HashSet<String> = q.options.iter().map(|o| normalise(o)).collect();
-        if unique.len() != q.options.len() {
-            return Err(bad("options are not unique"));
-        }
-        if !q.options.iter().any(|o| o == &q.correct_answer) {
-            return Err(bad("correct_answer is not one of the options"));
-        }
-        if q.difficulty != request.difficulty {
-            return Err(bad("difficulty differs from the request"));
-        }
-        if !seen.insert(normalise(&q.question)) {
-            return Err(bad("duplicates an earlier question"));
-        }
-    }
-    Ok(())
-}
-
-/// Case- and whitespace-insensitive form used to compare texts.
-fn normalise(s: &str) -> String {
-    s.split_whitespace()
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::QuestionType;
 
     fn parse(body: &str) -> Result<GenerationRequest, ValidationError> {
         parse_request_body(body.as_bytes(), &Limits::default())
@@ -530,78 +445,5 @@ mod tests {
         );
         // ...and in an unknown one it is skipped without being built.
         assert!(parse(&format!(r#"{{"topic":"x","num_questions":1,"deep":{deep}}}"#)).is_ok());
-    }
-
-    fn request(n: u32) -> GenerationRequest {
-        GenerationRequest {
-            request_id: "r".into(),
-            topic: "t".into(),
-            num_questions: n,
-            difficulty: Difficulty::Easy,
-            context: None,
-        }
-    }
-
-    fn question(text: &str) -> Question {
-        Question {
-            question: text.into(),
-            kind: QuestionType::MultipleChoice,
-            options: vec!["a".into(), "b".into(), "c".into()],
-            correct_answer: "b".into(),
-            explanation: "because".into(),
-            difficulty: Difficulty::Easy,
-        }
-    }
-
-    #[test]
-    fn accepts_good_questions() {
-        assert_eq!(
-            validate_questions(&[question("one?"), question("two?")], &request(2)),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn rejects_each_kind_of_bad_question() {
-        let mut wrong_answer = question("q?");
-        wrong_answer.correct_answer = "z".into();
-        let mut one_option = question("q?");
-        one_option.options.truncate(1);
-        let mut seven_options = question("q?");
-        seven_options.options = (0..7).map(|i| i.to_string()).collect();
-        let mut repeated_option = question("q?");
-        repeated_option.options = vec!["a".into(), " A ".into(), "b".into()];
-        let mut blank = question("q?");
-        blank.question = "  ".into();
-        let mut other_difficulty = question("q?");
-        other_difficulty.difficulty = Difficulty::Hard;
-        for bad in [
-            wrong_answer,
-            one_option,
-            seven_options,
-            repeated_option,
-            blank,
-            other_difficulty,
-        ] {
-            assert!(
-                matches!(
-                    validate_questions(std::slice::from_ref(&bad), &request(1)),
-                    Err(OutputError::BadQuestion { index: 0, .. })
-                ),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn rejects_wrong_count_and_duplicates() {
-        assert_eq!(
-            validate_questions(&[question("a?")], &request(2)),
-            Err(OutputError::WrongCount { expected: 2, got: 1 })
-        );
-        assert!(matches!(
-            validate_questions(&[question("Same?"), question("same? ")], &request(2)),
-            Err(OutputError::BadQuestion { index: 1, .. })
-        ));
     }
 }

@@ -5,23 +5,25 @@
 //! to every client built from the same [`KafkaConfig`]. IAM tokens expire (15 minutes), so they
 //! are not resolved up front: librdkafka asks [`KafkaContext`] for a fresh one whenever the
 //! current one is about to expire.
+//!
+//! The mechanisms' credentials sit beside this module: `scram.rs` ([`ScramCredentials`]) and
+//! `iam.rs` ([`MskIamSigner`]).
+
+mod iam;
+mod scram;
 
 use std::error::Error;
-use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_sdk_secretsmanager::config::{Region, SharedCredentialsProvider};
 use rdkafka::ClientConfig;
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::consumer::ConsumerContext;
-use serde::Deserialize;
-use tokio::runtime::Handle;
 
-use crate::config::{KafkaConfig, SaslMechanism, Secret};
+use crate::config::{KafkaConfig, SaslMechanism};
 use crate::secrets::{SecretsClient, SecretsError};
 
-/// The longest a token may take to sign; signing is local once credentials are at hand.
-const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
+pub use self::iam::MskIamSigner;
+pub use self::scram::ScramCredentials;
 
 /// Credentials for the brokers could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -44,116 +46,6 @@ pub enum AuthError {
     /// An IAM token could not be signed.
     #[error("could not sign an MSK IAM token: {0}")]
     Token(String),
-}
-
-/// SCRAM username and password, as MSK reads them from an `AmazonMSK_` secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ScramCredentials {
-    /// The SCRAM user.
-    pub username: String,
-    /// Its password, redacted in `Debug`.
-    pub password: Secret,
-}
-
-impl std::fmt::Debug for ScramCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScramCredentials")
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .finish()
-    }
-}
-
-impl ScramCredentials {
-    /// Parses the secret's value, `{"username": "...", "password": "..."}`; errors name the
-    /// ARN, never the value.
-    pub fn from_secret(arn: &str, secret: &Secret) -> Result<Self, AuthError> {
-        #[derive(Deserialize)]
-        struct Raw {
-            username: String,
-            password: String,
-        }
-        let format = || AuthError::SecretFormat { arn: arn.to_owned() };
-        let raw: Raw = serde_json::from_str(secret.expose()).map_err(|_| format())?;
-        if raw.username.is_empty() || raw.password.is_empty() {
-            return Err(format());
-        }
-        Ok(ScramCredentials {
-            username: raw.username,
-            password: Secret::new(raw.password),
-        })
-    }
-}
-
-/// Signs MSK IAM `OAUTHBEARER` tokens with the credentials of the environment (in Lambda, the
-/// function's role).
-#[derive(Clone)]
-pub struct MskIamSigner {
-    region: Region,
-    credentials: SharedCredentialsProvider,
-    runtime: Handle,
-}
-
-impl std::fmt::Debug for MskIamSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MskIamSigner")
-            .field("region", &self.region)
-            .finish_non_exhaustive()
-    }
-}
-
-impl MskIamSigner {
-    /// A signer for `region` with `credentials`; must be called inside a tokio runtime, which
-    /// later resolves credentials (refreshing the role's session when it expires).
-    pub fn new(region: Region, credentials: SharedCredentialsProvider) -> Result<Self, AuthError> {
-        let runtime = Handle::try_current().map_err(|_| AuthError::NoRuntime)?;
-        Ok(MskIamSigner {
-            region,
-            credentials,
-            runtime,
-        })
-    }
-
-    /// A signer from an SDK configuration (region and credentials chain).
-    pub fn from_sdk_config(sdk: &SdkConfig) -> Result<Self, AuthError> {
-        let region = sdk
-            .region()
-            .cloned()
-            .ok_or(AuthError::AwsEnvironment("a region"))?;
-        let credentials = sdk
-            .credentials_provider()
-            .ok_or(AuthError::AwsEnvironment("credentials"))?;
-        Self::new(region, credentials)
-    }
-
-    /// A fresh token. Blocking: librdkafka calls this from its own thread, so the signing runs
-    /// on a helper thread that may block on the runtime whatever thread the caller is on.
-    pub fn token(&self) -> Result<OAuthToken, AuthError> {
-        let signer = self.clone();
-        let signed = std::thread::spawn(move || {
-            signer.runtime.block_on(async {
-                tokio::time::timeout(
-                    TOKEN_TIMEOUT,
-                    aws_msk_iam_sasl_signer::generate_auth_token_from_credentials_provider(
-                        signer.region.clone(),
-                        signer.credentials.clone(),
-                    ),
-                )
-                .await
-            })
-        })
-        .join()
-        .map_err(|_| AuthError::Token("the signing thread panicked".into()))?;
-        let (token, lifetime_ms) = signed
-            .map_err(|_| AuthError::Token(format!("timed out after {TOKEN_TIMEOUT:?}")))?
-            .map_err(|e| AuthError::Token(e.to_string()))?;
-        Ok(OAuthToken {
-            token,
-            // MSK takes the principal from the signature; librdkafka wants a non-null name.
-            principal_name: String::new(),
-            lifetime_ms,
-        })
-    }
 }
 
 /// How a client proves who it is, resolved once per execution environment.
@@ -263,10 +155,12 @@ impl ConsumerContext for KafkaContext {}
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use crate::config::SecurityProtocol;
+    use crate::config::{Secret, SecurityProtocol};
     use crate::kafka::producer_config;
-    use aws_sdk_secretsmanager::config::Credentials;
+    use aws_sdk_secretsmanager::config::{Credentials, Region, SharedCredentialsProvider};
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -332,19 +226,6 @@ mod tests {
         assert_eq!(client.get("sasl.username"), Some("qgen"));
         assert_eq!(client.get("sasl.password"), Some("p4ss"));
         assert!(!format!("{auth:?}").contains("p4ss"));
-    }
-
-    #[test]
-    fn a_scram_secret_that_is_not_the_msk_json_is_refused_without_echoing_it() {
-        for value in [
-            "hunter2",
-            r#"{"username": "qgen"}"#,
-            r#"{"username": "", "password": "x"}"#,
-        ] {
-            let err = ScramCredentials::from_secret("arn:s:AmazonMSK_qgen", &Secret::new(value)).unwrap_err();
-            assert!(matches!(err, AuthError::SecretFormat { .. }), "{value}");
-            assert!(!err.to_string().contains("hunter2"));
-        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]

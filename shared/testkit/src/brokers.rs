@@ -1,0 +1,205 @@
+//! Brokers that speak the real Kafka protocol over TCP: [`MockBroker`] (librdkafka's mock
+//! cluster, in-process) and [`TansuBroker`] (an independent broker process), with the service's
+//! topics and a [`free_port`] to put servers on.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+
+use qgen_adapters::kafka::{TopicSpec, ensure_topics};
+
+/// The topics of the service with the partition counts the tests use.
+pub const SERVICE_TOPICS: [(&str, i32); 4] = [
+    ("question.request", 3),
+    ("question.response", 3),
+    ("question.request.dlq", 1),
+    ("question.request.failed", 1),
+];
+
+/// librdkafka's mock cluster: a Kafka-protocol broker in this process, on a real TCP port.
+/// Fast to start; supports groups and commits, not CreateTopics (topics are made here).
+pub struct MockBroker {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+impl MockBroker {
+    /// Starts a one-broker cluster with `topics` (name, partitions).
+    pub fn start(topics: &[(&str, i32)]) -> Self {
+        let cluster = MockCluster::new(1).expect("start librdkafka mock cluster");
+        for (name, partitions) in topics {
+            cluster
+                .create_topic(name, *partitions, 1)
+                .expect("create mock topic");
+        }
+        MockBroker { cluster }
+    }
+
+    /// Starts one with the service's topics.
+    pub fn with_service_topics() -> Self {
+        Self::start(&SERVICE_TOPICS)
+    }
+
+    /// `host:port` of the broker.
+    pub fn bootstrap_servers(&self) -> String {
+        self.cluster.bootstrap_servers()
+    }
+
+    /// Makes the broker drop its connections and refuse new ones, keeping its data.
+    pub fn go_down(&self) {
+        self.cluster.broker_down(1).expect("mock broker down");
+    }
+
+    /// Makes the broker accept connections again.
+    pub fn come_up(&self) {
+        self.cluster.broker_up(1).expect("mock broker up");
+    }
+
+    /// Leaves the first `partitions` partitions of `topic` without a leader: producing to them
+    /// waits, then fails at the message timeout, while every other topic works.
+    pub fn make_unwritable(&self, topic: &str, partitions: i32) {
+        for partition in 0..partitions {
+            self.cluster
+                .partition_leader(topic, partition, None)
+                .expect("mock partition leaderless");
+        }
+    }
+
+    /// Gives the partitions of `topic` their leader back.
+    pub fn make_writable(&self, topic: &str, partitions: i32) {
+        for partition in 0..partitions {
+            self.cluster
+                .partition_leader(topic, partition, Some(1))
+                .expect("mock partition leader");
+        }
+    }
+}
+
+/// A tansu broker process (an independent Kafka-protocol implementation) with SQLite storage in
+/// a temporary directory, on a free loopback port. Killed on drop.
+///
+/// The binary is `$TANSU_BIN`, else `tansu` on the `PATH`; `scripts/test` installs it when
+/// missing. Tests that need it fail, loudly, when it is absent: they are never skipped.
+pub struct TansuBroker {
+    child: Option<Child>,
+    port: u16,
+    data: tempfile::TempDir,
+}
+
+impl TansuBroker {
+    /// Starts the broker and creates `topics` (name, partitions) through the admin API.
+    pub async fn start(topics: &[(&str, i32)]) -> Self {
+        let mut broker = TansuBroker {
+            child: None,
+            port: free_port(),
+            data: tempfile::tempdir().expect("temporary directory for tansu"),
+        };
+        broker.restart().await;
+        let specs: Vec<TopicSpec> = topics
+            .iter()
+            .map(|(name, partitions)| TopicSpec::new(name, *partitions))
+            .collect();
+        let mut admin = ClientConfig::new();
+        admin.set("bootstrap.servers", broker.bootstrap_servers());
+        ensure_topics(&admin, &specs)
+            .await
+            .expect("create topics on tansu");
+        broker
+    }
+
+    /// Starts one with the service's topics.
+    pub async fn with_service_topics() -> Self {
+        Self::start(&SERVICE_TOPICS).await
+    }
+
+    /// `host:port` of the broker.
+    pub fn bootstrap_servers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker process (SIGKILL, as a crash would); its data stays for
+    /// [`Self::restart`]. Not SIGTERM: tansu 0.6 then stops its storage at once but keeps
+    /// answering open connections with errors for 5 s, which is a different fault.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker (again) on the same port with the same data, and waits until it listens.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let binary = std::env::var_os("TANSU_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("tansu"));
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(&binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            // tansu puts the SQLite file at its working directory + the URL's host and path.
+            .current_dir(self.data.path())
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log_file(self.data.path()))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start tansu ({}): {e}. Run scripts/test, which installs it, or set TANSU_BIN",
+                    binary.display()
+                )
+            });
+        self.child = Some(child);
+        self.wait_until_listening(Duration::from_secs(20)).await;
+    }
+
+    async fn wait_until_listening(&mut self, limit: Duration) {
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                let log = std::fs::read_to_string(self.data.path().join("tansu.log")).unwrap_or_default();
+                panic!("tansu exited with {status} before listening:\n{log}");
+            }
+            assert!(
+                start.elapsed() < limit,
+                "tansu did not listen on port {} within {limit:?}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for TansuBroker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+fn log_file(dir: &std::path::Path) -> Stdio {
+    std::fs::File::create(dir.join("tansu.log")).map_or_else(|_| Stdio::null(), Stdio::from)
+}

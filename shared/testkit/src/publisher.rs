@@ -1,0 +1,103 @@
+//! [`RecordingPublisher`]: an [`EventPublisher`] that keeps what it is given, or fails every call,
+//! for handler tests about HTTP or batch shapes rather than about Kafka.
+
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use qgen_adapters::kafka::{Delivered, EventPublisher, OutboundRecord, PublishError};
+
+/// A record captured by [`RecordingPublisher`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedRecord {
+    /// Destination topic.
+    pub topic: String,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes.
+    pub payload: Option<Vec<u8>>,
+    /// Headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl PublishedRecord {
+    /// The value parsed as JSON (`Null` when absent or not JSON).
+    pub fn json(&self) -> Value {
+        self.payload
+            .as_deref()
+            .and_then(|p| serde_json::from_slice(p).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// The key as text.
+    pub fn key_str(&self) -> Option<&str> {
+        self.key.as_deref().and_then(|k| std::str::from_utf8(k).ok())
+    }
+
+    /// The first header called `name`, as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+}
+
+/// An [`EventPublisher`] that records what it is given, or fails every call when built with
+/// [`RecordingPublisher::failing`].
+#[derive(Debug, Default)]
+pub struct RecordingPublisher {
+    records: Mutex<Vec<PublishedRecord>>,
+    fail: bool,
+}
+
+impl RecordingPublisher {
+    /// A publisher that accepts everything.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A publisher whose every call fails, as an unreachable broker would.
+    pub fn failing() -> Self {
+        RecordingPublisher {
+            records: Mutex::new(Vec::new()),
+            fail: true,
+        }
+    }
+
+    /// Everything published so far, in order.
+    pub fn records(&self) -> Vec<PublishedRecord> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Everything published to `topic`, in order.
+    pub fn on_topic(&self, topic: &str) -> Vec<PublishedRecord> {
+        self.records().into_iter().filter(|r| r.topic == topic).collect()
+    }
+}
+
+impl EventPublisher for RecordingPublisher {
+    async fn publish(&self, record: OutboundRecord<'_>) -> Result<Delivered, PublishError> {
+        if self.fail {
+            return Err(PublishError::Injected(format!("topic {}", record.topic)));
+        }
+        let mut records = self
+            .records
+            .lock()
+            .map_err(|_| PublishError::Injected("poisoned".into()))?;
+        records.push(PublishedRecord {
+            topic: record.topic.to_owned(),
+            key: record.key.map(<[u8]>::to_vec),
+            payload: record.payload.map(<[u8]>::to_vec),
+            headers: record
+                .headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .collect(),
+        });
+        Ok(Delivered {
+            partition: 0,
+            offset: records.len() as i64 - 1,
+        })
+    }
+}
