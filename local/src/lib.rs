@@ -10,18 +10,19 @@
 //!
 //! - [`broker`]: the embedded or external broker, and the service's topics on it.
 //! - [`http`]: the API handler served over HTTP/1.1 with hyper.
-//! - [`esm`]: the event-source-mapping emulator (batching, partial batch responses, retries,
-//!   the on-failure topic, commits).
+//! - [`esm`]: the MSK trigger emulator: batches, partial batch responses, retries, on-failure topic.
 //! - [`failed`]: the records Lambda writes to the on-failure topic.
 //! - [`replay`]: `replay`, publishing given-up or dead-lettered records again.
 //! - [`source`]: the offline question source and the choice between it and Gemini.
 //! - [`client`]: the `send`, `tail` and `demo` commands.
 //! - [`stack`]: `up`, putting the pieces together.
-//! - [`bench`]: the performance figures (`bench`), measured against local stand-ins.
+//! - [`commands`]: each command of the binary, from parsed arguments to printed outcome.
+//!
+//! The benchmarks are the `qgen-bench` crate (`bench/`), which runs this stack in benchmark 5.
 
-pub mod bench;
 pub mod broker;
 pub mod client;
+pub mod commands;
 pub mod esm;
 pub mod failed;
 pub mod http;

@@ -1,4 +1,5 @@
-//! `qgen-local`: run the question pipeline on one machine. See `qgen-local --help`.
+//! `qgen-local`: run the question pipeline on one machine. See `qgen-local --help`. This file
+//! is the command line; [`qgen_local::commands`] does what each command says.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,15 +7,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use qgen_adapters::config::ApiConfig;
-use qgen_adapters::kafka::auth::KafkaAuth;
-use qgen_adapters::kafka::{KafkaPublisher, client_config, create_service_topics, service_topics};
-use qgen_local::bench::{self, BenchOptions, Mode};
-use qgen_local::client::{self, State};
-use qgen_local::replay::{ReplayFilter, ReplayOptions, replay};
-use qgen_local::stack::{UpOptions, up};
+use qgen_local::client::State;
+use qgen_local::commands;
+use qgen_local::replay::ReplayFilter;
+use qgen_local::stack::UpOptions;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -60,30 +57,6 @@ enum Command {
     },
     /// Send one request to the running stack and print its questions when they arrive.
     Demo(RequestArgs),
-    /// Measure the service (publish latency, batch throughput, cold start, memory, end to end,
-    /// artifact sizes) against local stand-ins and print each figure beside its target. Run it
-    /// from a release build: `scripts/bench` builds one and runs it.
-    Bench {
-        /// Thorough: more samples and repetitions (quick, the default, takes under two minutes).
-        #[arg(long, conflicts_with = "quick")]
-        full: bool,
-        /// Quick (the default).
-        #[arg(long)]
-        quick: bool,
-        /// Cargo's target directory, holding release/question-api and release/question-generator.
-        #[arg(long, env = "CARGO_TARGET_DIR", default_value = "target")]
-        target_dir: PathBuf,
-        /// Python interpreter for the cold-start comparison.
-        #[arg(long, default_value = "python3")]
-        python: String,
-        /// Skip the Python cold-start comparison.
-        #[arg(long)]
-        no_python: bool,
-        /// Run only these benchmarks, e.g. `--only 1,3` (1 publish, 2 batch, 3 cold start,
-        /// 4 memory, 5 end to end, 6 artifacts).
-        #[arg(long, value_delimiter = ',')]
-        only: Vec<u32>,
-    },
     /// Create the service's topics on the broker named by KAFKA_BOOTSTRAP_SERVERS (with
     /// KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* as the functions use them, e.g. on MSK); topics
     /// that exist are left alone.
@@ -166,15 +139,10 @@ impl RequestArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A benchmark logs only problems: a line per request would be part of what it measures.
-    let default_filter = match cli.command {
-        Command::Bench { .. } => "warn,rdkafka=error",
-        _ => "info,rdkafka=warn",
-    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -189,8 +157,6 @@ async fn main() -> ExitCode {
 }
 
 async fn run(command: Command, state_file: PathBuf) -> Result<(), String> {
-    let response_topic =
-        std::env::var("KAFKA_QUESTION_RESPONSE_TOPIC").unwrap_or_else(|_| "question.response".to_owned());
     match command {
         Command::Up {
             api_addr,
@@ -199,160 +165,30 @@ async fn run(command: Command, state_file: PathBuf) -> Result<(), String> {
             batching_window_ms,
             invoke_url,
         } => {
-            let options = UpOptions {
+            commands::up(UpOptions {
                 api_addr,
                 partitions,
                 batch_size,
                 batching_window: Duration::from_millis(batching_window_ms),
                 invoke_url,
                 state_file: Some(state_file),
-            };
-            // EMF metric lines are for CloudWatch; on a terminal they drown the progress log.
-            if std::env::var_os("QGEN_LOCAL_METRICS").is_none() {
-                qgen_adapters::telemetry::silence();
-            }
-            let stack = up(&options, |var| std::env::var(var).ok())
-                .await
-                .map_err(|e| error_chain(&e))?;
-            eprintln!(
-                "\nqgen local stack is up{}\n  broker:  {}\n  API:     POST {}{}\n  try:     scripts/local demo   (or curl, see README)\n  stop:    Ctrl-C\n",
-                if stack.is_offline() {
-                    " (OFFLINE question source: placeholders, not an LLM)"
-                } else {
-                    ""
-                },
-                stack.bootstrap_servers(),
-                stack.api_url(),
-                question_api::ROUTE,
-            );
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("shutting down…");
-            stack.stop().await;
-            Ok(())
-        }
-        Command::Send(args) => {
-            let state = State::load(&state_file).map_err(|e| e.to_string())?;
-            let (status, body) = client::send(&state.api, &args.body())
-                .await
-                .map_err(|e| error_chain(&e))?;
-            println!("{status} {body}");
-            if status == 202 {
-                Ok(())
-            } else {
-                Err(format!("the API answered {status}"))
-            }
-        }
-        Command::Tail { from_beginning } => {
-            let state = State::load(&state_file).map_err(|e| e.to_string())?;
-            let shutdown = CancellationToken::new();
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
-                stop.cancel();
-            });
-            client::tail(&state.bootstrap, &response_topic, from_beginning, shutdown)
-                .await
-                .map_err(|e| error_chain(&e))
-        }
-        Command::Bench {
-            full,
-            quick: _,
-            target_dir,
-            python,
-            no_python,
-            only,
-        } => {
-            let options = BenchOptions {
-                mode: if full { Mode::Full } else { Mode::Quick },
-                target_dir,
-                python: (!no_python).then_some(python),
-                only,
-            };
-            bench::run(&options).await.map_err(|e| e.to_string())
-        }
-        Command::Topics { replication } => {
-            let config = ApiConfig::from_env().map_err(|e| error_chain(&e))?;
-            let auth = KafkaAuth::resolve(&config.kafka)
-                .await
-                .map_err(|e| error_chain(&e))?;
-            create_service_topics(&config.kafka, &auth, replication)
-                .await
-                .map_err(|e| error_chain(&e))?;
-            for topic in service_topics(&config.kafka, replication) {
-                println!(
-                    "{} ({} partitions, replication {replication}): ready",
-                    topic.name, topic.partitions
-                );
-            }
-            Ok(())
-        }
-        Command::Replay(args) => {
-            let config = ApiConfig::from_env().map_err(|e| error_chain(&e))?;
-            let auth = KafkaAuth::resolve(&config.kafka)
-                .await
-                .map_err(|e| error_chain(&e))?;
-            let mut client = client_config(&config.kafka);
-            auth.apply(&mut client);
-            let publisher = KafkaPublisher::with_auth(&config.kafka, &auth).map_err(|e| error_chain(&e))?;
-            let options = ReplayOptions {
-                from: args.from.unwrap_or_else(|| config.kafka.failed_topic.clone()),
-                to: args.to.unwrap_or_else(|| config.kafka.request_topic.clone()),
-                dry_run: args.dry_run,
-                filter: ReplayFilter {
-                    request_ids: args.request_ids,
-                    partition: args.partition,
-                    from_offset: args.from_offset,
-                    to_offset: args.to_offset,
-                    since_ms: args.since,
-                    until_ms: args.until,
-                },
-            };
-            let summary = replay(&client, auth.context(), &publisher, &options)
-                .await
-                .map_err(|e| error_chain(&e))?;
-            println!(
-                "{}: read {}, selected {}, {} {} to {}, {} unreadable (left alone)",
-                options.from,
-                summary.read,
-                summary.selected,
-                if options.dry_run {
-                    "would publish"
-                } else {
-                    "published"
-                },
-                if options.dry_run {
-                    summary.selected
-                } else {
-                    summary.published
-                },
-                options.to,
-                summary.unreadable
-            );
-            Ok(())
-        }
-        Command::Demo(args) => {
-            let state = State::load(&state_file).map_err(|e| e.to_string())?;
-            let event = client::demo(
-                &state.api,
-                &state.bootstrap,
-                &response_topic,
-                &args.body(),
-                Duration::from_secs(60),
-            )
+            })
             .await
-            .map_err(|e| error_chain(&e))?;
-            println!("{}", client::describe(&event));
-            Ok(())
+        }
+        Command::Send(args) => commands::send(&state_file, &args.body()).await,
+        Command::Tail { from_beginning } => commands::tail(&state_file, from_beginning).await,
+        Command::Demo(args) => commands::demo(&state_file, &args.body()).await,
+        Command::Topics { replication } => commands::topics(replication).await,
+        Command::Replay(args) => {
+            let filter = ReplayFilter {
+                request_ids: args.request_ids,
+                partition: args.partition,
+                from_offset: args.from_offset,
+                to_offset: args.to_offset,
+                since_ms: args.since,
+                until_ms: args.until,
+            };
+            commands::replay(args.from, args.to, args.dry_run, filter).await
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }

@@ -9,7 +9,8 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureRecord;
 use tokio_util::sync::CancellationToken;
 
-use super::{Batch, Emulator, Invoker, now_ms};
+use super::pending::Batch;
+use super::{Emulator, Invoker, now_ms};
 use crate::failed::{
     FailureRecord, KafkaBatchInfo, RecordInfo, RequestContext, ResponseContext, rfc3339_millis,
 };
