@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use serde_json::Value;
 
 use qgen_adapters::kafka::{Delivered, EventPublisher, OutboundRecord, PublishError};
@@ -79,12 +80,18 @@ impl RecordingPublisher {
 impl EventPublisher for RecordingPublisher {
     async fn publish(&self, record: OutboundRecord<'_>) -> Result<Delivered, PublishError> {
         if self.fail {
-            return Err(PublishError::Injected(format!("topic {}", record.topic)));
+            // What the rdkafka publisher reports when no broker acknowledged the record within
+            // `message.timeout.ms`.
+            return Err(PublishError::Delivery {
+                topic: record.topic.to_owned(),
+                source: KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
+            });
         }
+        // A test that panicked while holding the lock has already failed; keep recording.
         let mut records = self
             .records
             .lock()
-            .map_err(|_| PublishError::Injected("poisoned".into()))?;
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         records.push(PublishedRecord {
             topic: record.topic.to_owned(),
             key: record.key.map(<[u8]>::to_vec),

@@ -137,8 +137,10 @@ mod tests {
         }
     }
 
-    fn unpublished(reason: &str) -> Result<Outcome, PublishError> {
-        Err(PublishError::Injected(reason.into()))
+    fn unpublished(waited_ms: u64) -> Result<Outcome, PublishError> {
+        Err(PublishError::TimedOut(std::time::Duration::from_millis(
+            waited_ms,
+        )))
     }
 
     #[test]
@@ -148,9 +150,9 @@ mod tests {
             (at(0, 11), Ok(Outcome::Failed)),
             (at(0, 12), Ok(Outcome::DeadLettered)),
             (at(1, 20), Ok(Outcome::Completed)),
-            (at(1, 22), unpublished("first")),
+            (at(1, 22), unpublished(100)),
             (at(1, 21), Ok(Outcome::InProgress)),
-            (at(2, 30), unpublished("second")),
+            (at(2, 30), unpublished(200)),
         ];
 
         let (report, first_error) = BatchReport::of(7, outcomes);
@@ -172,7 +174,7 @@ mod tests {
         );
         assert_eq!(
             first_error.map(|e| e.to_string()),
-            Some("publishing is failing on purpose: first".to_owned())
+            Some("no acknowledgement within 100ms".to_owned())
         );
     }
 

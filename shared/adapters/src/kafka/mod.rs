@@ -85,9 +85,6 @@ pub enum PublishError {
     /// No acknowledgement came within the caller's time limit.
     #[error("no acknowledgement within {0:?}")]
     TimedOut(Duration),
-    /// A test double was told to fail.
-    #[error("publishing is failing on purpose: {0}")]
-    Injected(String),
 }
 
 /// Publishes records and resolves once the broker has acknowledged them.
