@@ -10,7 +10,7 @@ use lambda_http::{Body, Request, Response};
 use qgen_adapters::config::ApiConfig;
 use qgen_adapters::kafka::{EventPublisher, PublishError, publish_event};
 use qgen_adapters::telemetry::Metrics;
-use qgen_contract::api::{Accepted, AcceptedStatus, ErrorResponse};
+use qgen_contract::api::{Accepted, AcceptedStatus, ApiErrorCode, ErrorResponse};
 use qgen_contract::events::RequestEvent;
 use qgen_contract::validation::{Limits, MAX_BODY_BYTES, ValidationError, parse_request_body};
 use serde::Serialize;
@@ -49,15 +49,10 @@ impl<P: EventPublisher> Api<P> {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         // REST APIs put the stage in front of the path (`/prod/llm/...`), hence `ends_with`.
         if !request.uri().path().ends_with(ROUTE) {
-            return error(StatusCode::NOT_FOUND, "not_found", "no such route", None);
+            return error(ApiErrorCode::NotFound, "no such route", None);
         }
         if request.method() != Method::POST {
-            let mut response = error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "only POST is allowed",
-                None,
-            );
+            let mut response = error(ApiErrorCode::MethodNotAllowed, "only POST is allowed", None);
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -65,8 +60,7 @@ impl<P: EventPublisher> Api<P> {
         }
         if !is_json(request.headers().get(header::CONTENT_TYPE)) {
             return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ApiErrorCode::UnsupportedMediaType,
                 "content-type must be application/json",
                 Some("content-type"),
             );
@@ -74,8 +68,7 @@ impl<P: EventPublisher> Api<P> {
         let body = request.body().as_ref();
         if body.len() > MAX_BODY_BYTES {
             return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ApiErrorCode::PayloadTooLarge,
                 &format!("body must be at most {MAX_BODY_BYTES} bytes"),
                 Some("body"),
             );
@@ -83,8 +76,8 @@ impl<P: EventPublisher> Api<P> {
         let generation = match parse_request_body(body, &self.limits) {
             Ok(generation) => generation,
             Err(ValidationError { code, field, message }) => {
-                tracing::info!(field = %field, code, "request rejected");
-                return error(StatusCode::BAD_REQUEST, code, &message, Some(&field));
+                tracing::info!(field = %field, code = code.as_str(), "request rejected");
+                return error(code.into(), &message, Some(&field));
             }
         };
         tracing::Span::current().record("request_id", generation.request_id.as_str());
@@ -127,8 +120,7 @@ impl<P: EventPublisher> Api<P> {
                     .duration("PublishLatency", elapsed)
                     .emit();
                 error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                    ApiErrorCode::Unavailable,
                     "the request could not be queued; retry later",
                     None,
                 )
@@ -145,13 +137,28 @@ fn is_json(content_type: Option<&HeaderValue>) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// An error response; every one is also a `Rejected` metric with its code as the `Reason`.
-fn error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Response<Body> {
+/// An error response, its status given by its code; every one is also a `Rejected` metric with
+/// its code as the `Reason`.
+fn error(code: ApiErrorCode, message: &str, field: Option<&str>) -> Response<Body> {
     Metrics::new(SERVICE)
-        .dimension("Reason", code)
+        .dimension("Reason", code.as_str())
         .count("Rejected", 1)
         .emit();
-    respond(status, &ErrorResponse::new(code, message, field))
+    respond(status_of(code), &ErrorResponse::new(code, message, field))
+}
+
+/// The HTTP status that carries each code (the OpenAPI document lists the same pairs).
+fn status_of(code: ApiErrorCode) -> StatusCode {
+    match code {
+        ApiErrorCode::InvalidJson | ApiErrorCode::MissingField | ApiErrorCode::InvalidField => {
+            StatusCode::BAD_REQUEST
+        }
+        ApiErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ApiErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ApiErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ApiErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ApiErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 fn respond(status: StatusCode, body: &impl Serialize) -> Response<Body> {

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::events::{CONTEXT_PATTERN, Difficulty, REQUEST_ID_PATTERN, TOPIC_PATTERN};
+use crate::validation::RejectionCode;
 
 /// The endpoint's path.
 pub const ROUTE: &str = "/llm/questions/generate-for-content-service";
@@ -65,12 +66,72 @@ pub struct ErrorResponse {
     pub error: ErrorDetail,
 }
 
+/// The stable `code` of an error answer, listed in the OpenAPI document. Callers branch on
+/// these; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiErrorCode {
+    /// 400: the body is not JSON, or not a JSON object.
+    InvalidJson,
+    /// 400: a required field is absent.
+    MissingField,
+    /// 400: a field breaks its rule (`field` names it).
+    InvalidField,
+    /// 405: only POST is allowed.
+    MethodNotAllowed,
+    /// 404: no such route.
+    NotFound,
+    /// 413: the body is over the size limit.
+    PayloadTooLarge,
+    /// 415: the content type is not `application/json`.
+    UnsupportedMediaType,
+    /// 503: the request could not be stored; retry later.
+    Unavailable,
+}
+
+impl ApiErrorCode {
+    /// Every code, in the order of the OpenAPI document.
+    pub const ALL: [ApiErrorCode; 8] = [
+        ApiErrorCode::InvalidJson,
+        ApiErrorCode::MissingField,
+        ApiErrorCode::InvalidField,
+        ApiErrorCode::MethodNotAllowed,
+        ApiErrorCode::NotFound,
+        ApiErrorCode::PayloadTooLarge,
+        ApiErrorCode::UnsupportedMediaType,
+        ApiErrorCode::Unavailable,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiErrorCode::InvalidJson => "invalid_json",
+            ApiErrorCode::MissingField => "missing_field",
+            ApiErrorCode::InvalidField => "invalid_field",
+            ApiErrorCode::MethodNotAllowed => "method_not_allowed",
+            ApiErrorCode::NotFound => "not_found",
+            ApiErrorCode::PayloadTooLarge => "payload_too_large",
+            ApiErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ApiErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl From<RejectionCode> for ApiErrorCode {
+    fn from(code: RejectionCode) -> Self {
+        match code {
+            RejectionCode::InvalidJson => ApiErrorCode::InvalidJson,
+            RejectionCode::MissingField => ApiErrorCode::MissingField,
+            RejectionCode::InvalidField => ApiErrorCode::InvalidField,
+        }
+    }
+}
+
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorDetail {
-    /// Stable code: `invalid_json`, `missing_field`, `invalid_field`, `method_not_allowed`,
-    /// `not_found`, `payload_too_large`, `unsupported_media_type` or `unavailable`.
-    pub code: String,
+    /// Stable code.
+    pub code: ApiErrorCode,
     /// For a person.
     pub message: String,
     /// The field at fault (`body` for the document itself, `content-type` for the header),
@@ -81,13 +142,36 @@ pub struct ErrorDetail {
 
 impl ErrorResponse {
     /// An error body.
-    pub fn new(code: &str, message: &str, field: Option<&str>) -> Self {
+    pub fn new(code: ApiErrorCode, message: &str, field: Option<&str>) -> Self {
         ErrorResponse {
             error: ErrorDetail {
-                code: code.to_owned(),
+                code,
                 message: message.to_owned(),
                 field: field.map(str::to_owned),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_serialize_as_their_stable_names() {
+        for code in ApiErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+            assert_eq!(
+                serde_json::from_value::<ApiErrorCode>(code.as_str().into()).unwrap(),
+                code
+            );
+        }
+        for rejection in [
+            RejectionCode::InvalidJson,
+            RejectionCode::MissingField,
+            RejectionCode::InvalidField,
+        ] {
+            assert_eq!(ApiErrorCode::from(rejection).as_str(), rejection.as_str());
         }
     }
 }

@@ -13,7 +13,7 @@ mod request;
 pub use self::questions::{OPTIONS_RANGE, OutputError, validate_questions};
 pub use self::request::{
     DEFAULT_MAX_QUESTIONS, Limits, MAX_BODY_BYTES, MAX_CONTEXT_CHARS, MAX_REQUEST_ID_CHARS, MAX_TOPIC_CHARS,
-    RawRequest, ValidationError, parse_request_body, validate,
+    RawRequest, RejectionCode, ValidationError, parse_request_body, validate,
 };
 // The request rules as JSON Schema patterns: they sit with the fields they describe, in `events`.
 pub use crate::events::{CONTEXT_PATTERN, REQUEST_ID_PATTERN, TOPIC_PATTERN};

@@ -35,12 +35,35 @@ impl Default for Limits {
     }
 }
 
+/// Which rule a refused request broke: the stable `code` of its 400 (the API's
+/// `ApiErrorCode` has each of them, under the same name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectionCode {
+    /// The body is not JSON, or not a JSON object.
+    InvalidJson,
+    /// A required field is absent (or `null`).
+    MissingField,
+    /// A field is present but breaks its rule.
+    InvalidField,
+}
+
+impl RejectionCode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionCode::InvalidJson => "invalid_json",
+            RejectionCode::MissingField => "missing_field",
+            RejectionCode::InvalidField => "invalid_field",
+        }
+    }
+}
+
 /// A request that breaks a rule, naming the field (or `body`) at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct ValidationError {
-    /// Stable code: `invalid_json`, `missing_field` or `invalid_field`.
-    pub code: &'static str,
+    /// Which rule: `invalid_json`, `missing_field` or `invalid_field` on the wire.
+    pub code: RejectionCode,
     /// The field at fault, or `body` when the document itself is wrong.
     pub field: String,
     /// What is wrong, for a person.
@@ -48,7 +71,7 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    fn new(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+    fn new(code: RejectionCode, field: impl Into<String>, message: impl Into<String>) -> Self {
         ValidationError {
             code,
             field: field.into(),
@@ -57,11 +80,11 @@ impl ValidationError {
     }
 
     fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::new("invalid_field", field, message)
+        Self::new(RejectionCode::InvalidField, field, message)
     }
 
     fn missing(field: &str) -> Self {
-        Self::new("missing_field", field, format!("{field} is required"))
+        Self::new(RejectionCode::MissingField, field, format!("{field} is required"))
     }
 }
 
@@ -210,10 +233,10 @@ fn body_error(error: serde_json::Error) -> ValidationError {
         return ValidationError::invalid(field, format!("{field} appears more than once"));
     }
     if error.is_data() {
-        return ValidationError::new("invalid_json", "body", "body must be a JSON object");
+        return ValidationError::new(RejectionCode::InvalidJson, "body", "body must be a JSON object");
     }
     ValidationError::new(
-        "invalid_json",
+        RejectionCode::InvalidJson,
         "body",
         format!("body is not valid JSON: {message}"),
     )

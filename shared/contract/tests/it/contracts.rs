@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use base64::Engine;
+use qgen_contract::api::ApiErrorCode;
 use qgen_contract::contracts::documents;
 use qgen_contract::validation::{Limits, parse_request_body};
 use qgen_testkit::{assert_matches_schema, schema_errors};
@@ -152,10 +153,32 @@ fn the_openapi_document_documents_every_status_the_api_answers() {
 #[test]
 fn error_bodies_match_their_schema() {
     let body = serde_json::to_value(qgen_contract::api::ErrorResponse::new(
-        "invalid_field",
+        ApiErrorCode::InvalidField,
         "topic is required",
         Some("topic"),
     ))
     .unwrap();
     assert_matches_schema("http-error.schema.json", &body);
+}
+
+#[test]
+fn the_error_schema_and_the_openapi_document_list_every_error_code_the_api_answers_with() {
+    let codes: Vec<&str> = ApiErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+    let schema = qgen_testkit::contract("schemas/http-error.schema.json");
+    let in_schema: Vec<&str> = schema["properties"]["error"]["properties"]["code"]["oneOf"]
+        .as_array()
+        .expect("code is a oneOf of its values")
+        .iter()
+        .filter_map(|choice| choice["const"].as_str())
+        .collect();
+    assert_eq!(in_schema, codes);
+    let openapi = qgen_testkit::contract("openapi.json");
+    let in_openapi: Vec<&str> =
+        openapi["components"]["schemas"]["ErrorResponse"]["properties"]["error"]["properties"]["code"]["oneOf"]
+            .as_array()
+            .expect("code is a oneOf of its values")
+            .iter()
+            .filter_map(|choice| choice["enum"][0].as_str())
+            .collect();
+    assert_eq!(in_openapi, codes);
 }
