@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use qgen_adapters::config::Secret;
 use qgen_adapters::kafka::KafkaPublisher;
 use question_generator::config::GeneratorConfig;
 use question_generator::gemini::GeminiClient;
 use question_generator::handler::Generator;
+use secrecy::SecretString;
 
 use crate::fixtures::{batch_event, lookup, mock_broker};
 use crate::stand_ins::GeminiStandIn;
@@ -37,7 +37,7 @@ pub(crate) async fn batch_throughput(mode: Mode) -> Result<(), BenchError> {
             .map_err(|e| fail("config", e))?;
         config.concurrency = concurrency;
         let generator = Generator::new(
-            GeminiClient::new(&config.gemini, Secret::new("bench-key"))
+            GeminiClient::new(&config.gemini, SecretString::from("bench-key"))
                 .map_err(|e| fail("gemini client", e))?,
             KafkaPublisher::new(&config.kafka).map_err(|e| fail("publisher", e))?,
             &config,

@@ -217,7 +217,7 @@ fn spawn_emulator<I: Invoker + 'static>(
 }
 
 async fn question_source(config: &GeneratorConfig) -> Result<LocalSource, StackError> {
-    if config.gemini.api_key == ApiKeySource::None {
+    if matches!(config.gemini.api_key, ApiKeySource::None) {
         tracing::warn!(
             "OFFLINE question source: GOOGLE_API_KEY is not set, so questions are placeholders \
              written without a model, marked \"source\": \"offline\" in every response"

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qgen_adapters::config::{ApiConfig, Secret};
+use qgen_adapters::config::ApiConfig;
 use qgen_adapters::kafka::{EventPublisher, KafkaPublisher, OutboundRecord, publish_event};
 use qgen_adapters::msk::record_json;
 use qgen_contract::events::{Difficulty, GenerationRequest, RequestEvent};
@@ -21,6 +21,7 @@ use question_generator::gemini::GeminiClient;
 use question_generator::handler::Generator;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -371,7 +372,7 @@ async fn poison_records_go_to_the_dlq_and_never_block_their_partition() {
     assert_eq!(records.len(), 8);
     let event = kafka_event(records.iter().map(record_json), "arn:aws:kafka:local", &bootstrap);
     let generator = Generator::new(
-        GeminiClient::new(&config.gemini, Secret::new("key")).unwrap(),
+        GeminiClient::new(&config.gemini, SecretString::from("key")).unwrap(),
         KafkaPublisher::new(&config.kafka).unwrap(),
         &config,
     );

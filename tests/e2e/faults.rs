@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::StreamExt;
-use qgen_adapters::config::{ApiConfig, Secret};
+use qgen_adapters::config::ApiConfig;
 use qgen_adapters::kafka::{KafkaPublisher, client_config};
 use qgen_contract::msk::KafkaBatchResponse;
 use qgen_local::esm::{Emulator, EsmConfig, InvokeError, Invoker};
@@ -47,6 +47,7 @@ use question_generator::gemini::GeminiClient;
 use question_generator::handler::Generator;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -379,7 +380,7 @@ async fn fault_run(mut broker: Broker, message_timeout_ms: u64, outage: Duration
     let (url, server) = serve_api(&api_config, &shutdown).await;
 
     let generator = Generator::new(
-        GeminiClient::new(&generator_config.gemini, Secret::new("chaos-key")).unwrap(),
+        GeminiClient::new(&generator_config.gemini, SecretString::from("chaos-key")).unwrap(),
         KafkaPublisher::new(&generator_config.kafka).unwrap(),
         &generator_config,
     );

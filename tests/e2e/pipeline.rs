@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use qgen_adapters::config::{ApiConfig, Secret};
+use qgen_adapters::config::ApiConfig;
 use qgen_adapters::kafka::KafkaPublisher;
 use qgen_adapters::msk::record_json;
 use qgen_contract::msk::kafka_event;
@@ -18,6 +18,7 @@ use question_api::Api;
 use question_generator::config::GeneratorConfig;
 use question_generator::gemini::GeminiClient;
 use question_generator::handler::Generator;
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -69,7 +70,7 @@ async fn run_pipeline(bootstrap: &str) {
     // 3. The generator gets it as the MSK trigger would deliver it.
     let event = kafka_event(requests.iter().map(record_json), "arn:aws:kafka:local", bootstrap);
     let generator = Generator::new(
-        GeminiClient::new(&generator_config.gemini, Secret::new("test-key")).unwrap(),
+        GeminiClient::new(&generator_config.gemini, SecretString::from("test-key")).unwrap(),
         KafkaPublisher::new(&generator_config.kafka).unwrap(),
         &generator_config,
     );

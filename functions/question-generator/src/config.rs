@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use qgen_adapters::config::{ConfigError, KafkaConfig, Secret, Vars, limits};
+use qgen_adapters::config::{ConfigError, KafkaConfig, Vars, limits};
 use qgen_contract::validation::Limits;
+use secrecy::SecretString;
 
 /// Google's Gemini endpoint.
 pub const DEFAULT_GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -13,10 +14,10 @@ pub const DEFAULT_GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis
 pub const DEFAULT_GEMINI_MODEL: &str = "gemini-3.6-flash";
 
 /// Where the Gemini API key comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum ApiKeySource {
     /// `GOOGLE_API_KEY`: straight from the environment (local runs).
-    Env(Secret),
+    Env(SecretString),
     /// `GEMINI_API_KEY_SECRET_ARN`: fetched from Secrets Manager once per execution environment.
     SecretArn(String),
     /// Neither is set.
@@ -24,7 +25,7 @@ pub enum ApiKeySource {
 }
 
 /// Settings of the Gemini client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct GeminiConfig {
     /// `GEMINI_MODEL`.
     pub model: String,
@@ -71,7 +72,7 @@ pub struct IdempotencyConfig {
 }
 
 /// Settings of the question-generator function.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct GeneratorConfig {
     /// Where responses and dead letters go.
     pub kafka: KafkaConfig,
@@ -96,7 +97,7 @@ impl GeneratorConfig {
         let vars = Vars::new(lookup);
         let api_key = match (vars.get("GEMINI_API_KEY_SECRET_ARN"), vars.get("GOOGLE_API_KEY")) {
             (Some(arn), _) => ApiKeySource::SecretArn(arn),
-            (None, Some(key)) => ApiKeySource::Env(Secret::new(key)),
+            (None, Some(key)) => ApiKeySource::Env(SecretString::from(key)),
             (None, None) => ApiKeySource::None,
         };
         let base_url = vars.or("GEMINI_BASE_URL", DEFAULT_GEMINI_BASE_URL);
@@ -187,7 +188,7 @@ mod tests {
         assert_eq!(config.kafka.security_protocol, SecurityProtocol::Plaintext);
         assert_eq!(config.gemini.model, DEFAULT_GEMINI_MODEL);
         assert_eq!(config.gemini.base_url, DEFAULT_GEMINI_BASE_URL);
-        assert_eq!(config.gemini.api_key, ApiKeySource::None);
+        assert!(matches!(config.gemini.api_key, ApiKeySource::None));
         assert_eq!(config.concurrency, 16);
         assert_eq!(config.limits.max_questions, 20);
         assert_eq!(config.idempotency, None);

@@ -1,6 +1,6 @@
 //! Secrets Manager: secrets fetched once per execution environment and cached.
 //!
-//! Values come back as [`Secret`], whose `Debug` is redacted, and errors name the secret's ARN,
+//! Values come back as [`SecretString`], whose `Debug` is redacted, and errors name the secret's ARN,
 //! never its value.
 
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use aws_sdk_secretsmanager::Client;
 use tokio::sync::Mutex;
 
-use crate::config::Secret;
+use secrecy::SecretString;
 
 /// A secret could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub enum SecretsError {
 /// Reads secrets from Secrets Manager, each at most once per execution environment.
 pub struct SecretsClient {
     client: Client,
-    cache: Mutex<HashMap<String, Secret>>,
+    cache: Mutex<HashMap<String, SecretString>>,
 }
 
 impl SecretsClient {
@@ -53,7 +53,7 @@ impl SecretsClient {
     }
 
     /// The string value of `arn`, from the cache after the first call.
-    pub async fn get(&self, arn: &str) -> Result<Secret, SecretsError> {
+    pub async fn get(&self, arn: &str) -> Result<SecretString, SecretsError> {
         // Held across the fetch so that concurrent first calls make one request, not many.
         let mut cache = self.cache.lock().await;
         if let Some(secret) = cache.get(arn) {
@@ -73,7 +73,7 @@ impl SecretsClient {
             .secret_string()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| SecretsError::Empty { arn: arn.to_owned() })?;
-        let secret = Secret::new(value);
+        let secret = SecretString::from(value);
         cache.insert(arn.to_owned(), secret.clone());
         tracing::info!(arn, "secret fetched");
         Ok(secret)

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{configs, init_logs, post_all, read_responses, serve_api};
-use qgen_adapters::config::Secret;
+use secrecy::SecretString;
 
 const REQUEST: &str = "question.request";
 const RESPONSE: &str = "question.response";
@@ -100,7 +100,7 @@ async fn an_outage_longer_than_the_retry_cap_is_given_up_recorded_and_replayed()
     let shutdown = CancellationToken::new();
     let (url, server) = serve_api(&api_config, &shutdown).await;
     let generator = Generator::new(
-        GeminiClient::new(&generator_config.gemini, Secret::new("key")).unwrap(),
+        GeminiClient::new(&generator_config.gemini, SecretString::from("key")).unwrap(),
         KafkaPublisher::new(&generator_config.kafka).unwrap(),
         &generator_config,
     )
@@ -276,7 +276,7 @@ async fn when_one_partition_cannot_publish_only_it_is_redelivered_from_its_first
         refuse: Mutex::new(HashSet::from(["p2-1".to_owned()])),
     };
     let generator = Generator::new(
-        GeminiClient::new(&generator_config.gemini, Secret::new("key")).unwrap(),
+        GeminiClient::new(&generator_config.gemini, SecretString::from("key")).unwrap(),
         publisher,
         &generator_config,
     );

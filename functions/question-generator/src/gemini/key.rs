@@ -4,8 +4,8 @@
 
 use std::future::Future;
 
-use qgen_adapters::config::Secret;
 use qgen_adapters::secrets::SecretsClient;
+use secrecy::SecretString;
 
 use super::BuildError;
 use crate::config::ApiKeySource;
@@ -16,7 +16,7 @@ use crate::config::ApiKeySource;
 pub async fn api_key(
     source: &ApiKeySource,
     secrets: impl Future<Output = SecretsClient>,
-) -> Result<Secret, BuildError> {
+) -> Result<SecretString, BuildError> {
     match source {
         ApiKeySource::Env(key) => Ok(key.clone()),
         ApiKeySource::SecretArn(arn) => secrets.await.get(arn).await.map_err(BuildError::Secret),

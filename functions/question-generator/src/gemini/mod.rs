@@ -28,10 +28,10 @@ mod schema;
 
 use std::time::Duration;
 
-use qgen_adapters::config::Secret;
 use qgen_adapters::secrets::SecretsError;
 use qgen_contract::events::{GenerationRequest, Question};
 use reqwest::header::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
 use crate::breaker::{CircuitBreaker, Clock, State as BreakerState, SystemClock};
@@ -75,14 +75,14 @@ pub struct GeminiClient {
 
 impl GeminiClient {
     /// A client for `config.model` at `config.base_url`, authenticating with `api_key`.
-    pub fn new(config: &GeminiConfig, api_key: Secret) -> Result<Self, BuildError> {
+    pub fn new(config: &GeminiConfig, api_key: SecretString) -> Result<Self, BuildError> {
         Self::with_clock(config, api_key, SystemClock)
     }
 
     /// The same, with the circuit breaker reading `clock` (tests move it by hand).
     pub fn with_clock(
         config: &GeminiConfig,
-        api_key: Secret,
+        api_key: SecretString,
         clock: impl Clock + 'static,
     ) -> Result<Self, BuildError> {
         let http = reqwest::Client::builder()
@@ -90,7 +90,7 @@ impl GeminiClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(BuildError::Http)?;
-        let mut key = HeaderValue::from_str(api_key.expose()).map_err(|_| BuildError::InvalidKey)?;
+        let mut key = HeaderValue::from_str(api_key.expose_secret()).map_err(|_| BuildError::InvalidKey)?;
         // Keeps it out of the HTTP stack's own debug output.
         key.set_sensitive(true);
         Ok(GeminiClient {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use qgen_adapters::config::Secret;
 use qgen_adapters::secrets::SecretsClient;
 use qgen_contract::events::{Difficulty, GenerationRequest, Question};
 use qgen_contract::validation::validate_questions;
@@ -15,6 +14,7 @@ use question_generator::breaker::{ManualClock, State};
 use question_generator::config::{ApiKeySource, GeminiConfig, GeneratorConfig};
 use question_generator::gemini::{BuildError, GeminiClient, api_key};
 use question_generator::source::{GenerationError, QuestionSource};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use wiremock::{Request, Respond, ResponseTemplate};
@@ -41,7 +41,7 @@ fn config(base_url: &str, overrides: &[(&str, &str)]) -> GeminiConfig {
 }
 
 fn client(stand_in: &GeminiStandIn) -> GeminiClient {
-    GeminiClient::new(&config(&stand_in.base_url(), &[]), Secret::new("test-key")).unwrap()
+    GeminiClient::new(&config(&stand_in.base_url(), &[]), SecretString::from("test-key")).unwrap()
 }
 
 fn request() -> GenerationRequest {
@@ -267,7 +267,7 @@ async fn a_reply_slower_than_the_timeout_is_retried_then_fails_as_unavailable() 
     let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(3));
     let stand_in = GeminiStandIn::start(Scripted::new([Step::Reply(slow)])).await;
     let config = config(&stand_in.base_url(), &[("GEMINI_TIMEOUT_MS", "200")]);
-    let client = GeminiClient::new(&config, Secret::new("test-key")).unwrap();
+    let client = GeminiClient::new(&config, SecretString::from("test-key")).unwrap();
     let started = Instant::now();
 
     let outcome = client.generate(&request(), in_a_minute()).await;
@@ -343,7 +343,7 @@ async fn the_breaker_opens_after_repeated_failures_fails_fast_and_closes_after_a
         ],
     );
     let clock = Arc::new(ManualClock::new());
-    let client = GeminiClient::with_clock(&config, Secret::new("test-key"), clock.clone()).unwrap();
+    let client = GeminiClient::with_clock(&config, SecretString::from("test-key"), clock.clone()).unwrap();
 
     // Two failures open it.
     for _ in 0..2 {
@@ -399,13 +399,13 @@ async fn secrets_manager_must_not_be_built() -> SecretsClient {
 
 #[tokio::test]
 async fn a_key_from_the_environment_never_touches_secrets_manager() {
-    let source = ApiKeySource::Env(Secret::new("AIza-env"));
+    let source = ApiKeySource::Env(SecretString::from("AIza-env"));
 
     let key = api_key(&source, secrets_manager_must_not_be_built())
         .await
         .unwrap();
 
-    assert_eq!(key.expose(), "AIza-env");
+    assert_eq!(key.expose_secret(), "AIza-env");
 }
 
 #[tokio::test]

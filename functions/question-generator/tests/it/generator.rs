@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
-use qgen_adapters::config::Secret;
 use qgen_adapters::kafka::KafkaPublisher;
 use qgen_adapters::msk::record_json;
 use qgen_adapters::secrets::SecretsClient;
@@ -23,6 +22,7 @@ use question_generator::gemini::{GeminiClient, api_key};
 use question_generator::handler::{BatchReport, Generator};
 use question_generator::source::{GenerationError, QuestionSource};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use wiremock::{Request, Respond, ResponseTemplate};
@@ -58,7 +58,7 @@ fn config_with(
 }
 
 fn gemini(config: &GeneratorConfig) -> GeminiClient {
-    GeminiClient::new(&config.gemini, Secret::new("test-key")).unwrap()
+    GeminiClient::new(&config.gemini, SecretString::from("test-key")).unwrap()
 }
 
 fn batch(json: &str) -> KafkaEvent {

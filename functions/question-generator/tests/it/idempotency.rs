@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use qgen_adapters::config::Secret;
 use qgen_adapters::msk::record_json;
 use qgen_contract::events::{Difficulty, GenerationRequest, RequestEvent};
 use qgen_contract::msk::kafka_event;
@@ -25,6 +24,7 @@ use question_generator::idempotency::{
     STATUS_IN_PROGRESS, epoch_millis, epoch_secs, payload_hash,
 };
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use wiremock::{Request, Respond, ResponseTemplate};
@@ -52,7 +52,7 @@ fn generator<'a>(
     store: DynamoDbStore,
 ) -> Generator<GeminiClient, &'a RecordingPublisher, DynamoDbStore> {
     let config = config(&stand_in.base_url());
-    let gemini = GeminiClient::new(&config.gemini, Secret::new("test-key")).unwrap();
+    let gemini = GeminiClient::new(&config.gemini, SecretString::from("test-key")).unwrap();
     Generator::new(gemini, publisher, &config).with_idempotency(store)
 }
 
@@ -247,7 +247,7 @@ async fn duplicates_in_one_batch_are_generated_once_without_a_store_too() {
     let stand_in = GeminiStandIn::answering().await;
     let config = config(&stand_in.base_url());
     let publisher = RecordingPublisher::new();
-    let gemini = GeminiClient::new(&config.gemini, Secret::new("test-key")).unwrap();
+    let gemini = GeminiClient::new(&config.gemini, SecretString::from("test-key")).unwrap();
     let generator = Generator::new(gemini, &publisher, &config);
     let loops = request("req-dup", "Python Loops");
 

@@ -2,6 +2,7 @@
 
 use qgen_adapters::secrets::{SecretsClient, SecretsError};
 use qgen_testkit::MotoServer;
+use secrecy::ExposeSecret;
 
 #[tokio::test]
 async fn fetches_a_secret_once_and_serves_it_from_the_cache() {
@@ -20,8 +21,8 @@ async fn fetches_a_secret_once_and_serves_it_from_the_cache() {
         .unwrap();
     let second = secrets.get(&arn).await.unwrap();
 
-    assert_eq!(first.expose(), "AIza-secret-value");
-    assert_eq!(second.expose(), "AIza-secret-value");
+    assert_eq!(first.expose_secret(), "AIza-secret-value");
+    assert_eq!(second.expose_secret(), "AIza-secret-value");
     assert!(!format!("{first:?}").contains("secret-value"));
 }
 

@@ -18,6 +18,7 @@ use aws_config::SdkConfig;
 use rdkafka::ClientConfig;
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::consumer::ConsumerContext;
+use secrecy::ExposeSecret;
 
 use crate::config::{KafkaConfig, SaslMechanism};
 use crate::secrets::{SecretsClient, SecretsError};
@@ -106,7 +107,7 @@ impl KafkaAuth {
         if let KafkaAuth::Scram(credentials) = self {
             client
                 .set("sasl.username", &credentials.username)
-                .set("sasl.password", credentials.password.expose());
+                .set("sasl.password", credentials.password.expose_secret());
         }
     }
 
@@ -158,11 +159,12 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{Secret, SecurityProtocol};
+    use crate::config::SecurityProtocol;
     use crate::kafka::producer_config;
     use aws_sdk_secretsmanager::config::{Credentials, Region, SharedCredentialsProvider};
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use secrecy::SecretString;
 
     fn config(protocol: SecurityProtocol, sasl: Option<SaslMechanism>) -> KafkaConfig {
         KafkaConfig {
@@ -214,7 +216,7 @@ mod tests {
                 secret_arn: "arn:s:AmazonMSK_qgen".into(),
             }),
         );
-        let secret = Secret::new(r#"{"username": "qgen", "password": "p4ss"}"#);
+        let secret = SecretString::from(r#"{"username": "qgen", "password": "p4ss"}"#);
         let auth = KafkaAuth::Scram(ScramCredentials::from_secret("arn:s:AmazonMSK_qgen", &secret).unwrap());
 
         let mut client = producer_config(&kafka);

@@ -1,18 +1,18 @@
 //! SCRAM-SHA-512: the username and password MSK reads from an `AmazonMSK_` secret in Secrets
 //! Manager, parsed without ever echoing the secret.
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::AuthError;
-use crate::config::Secret;
 
 /// SCRAM username and password, as MSK reads them from an `AmazonMSK_` secret.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ScramCredentials {
     /// The SCRAM user.
     pub username: String,
     /// Its password, redacted in `Debug`.
-    pub password: Secret,
+    pub password: SecretString,
 }
 
 impl std::fmt::Debug for ScramCredentials {
@@ -27,20 +27,20 @@ impl std::fmt::Debug for ScramCredentials {
 impl ScramCredentials {
     /// Parses the secret's value, `{"username": "...", "password": "..."}`; errors name the
     /// ARN, never the value.
-    pub fn from_secret(arn: &str, secret: &Secret) -> Result<Self, AuthError> {
+    pub fn from_secret(arn: &str, secret: &SecretString) -> Result<Self, AuthError> {
         #[derive(Deserialize)]
         struct Raw {
             username: String,
             password: String,
         }
         let format = || AuthError::SecretFormat { arn: arn.to_owned() };
-        let raw: Raw = serde_json::from_str(secret.expose()).map_err(|_| format())?;
+        let raw: Raw = serde_json::from_str(secret.expose_secret()).map_err(|_| format())?;
         if raw.username.is_empty() || raw.password.is_empty() {
             return Err(format());
         }
         Ok(ScramCredentials {
             username: raw.username,
-            password: Secret::new(raw.password),
+            password: SecretString::from(raw.password),
         })
     }
 }
@@ -56,7 +56,8 @@ mod tests {
             r#"{"username": "qgen"}"#,
             r#"{"username": "", "password": "x"}"#,
         ] {
-            let err = ScramCredentials::from_secret("arn:s:AmazonMSK_qgen", &Secret::new(value)).unwrap_err();
+            let err = ScramCredentials::from_secret("arn:s:AmazonMSK_qgen", &SecretString::from(value))
+                .unwrap_err();
             assert!(matches!(err, AuthError::SecretFormat { .. }), "{value}");
             assert!(!err.to_string().contains("hunter2"));
         }
