@@ -19,6 +19,7 @@
 //! - [`contracts`]: JSON Schema (`contracts/schemas.rs`), OpenAPI (`contracts/openapi.rs`) and
 //!   AsyncAPI (`contracts/asyncapi.rs`) documents generated from these types.
 //! - [`offline`]: placeholder questions written without a model (local stack, stand-ins).
+//! - [`prompt`]: the request data the generator sends Gemini, which every stand-in reads back.
 
 pub mod api;
 pub mod contracts;
@@ -26,4 +27,5 @@ pub mod decode;
 pub mod events;
 pub mod msk;
 pub mod offline;
+pub mod prompt;
 pub mod validation;

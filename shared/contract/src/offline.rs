@@ -6,6 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::events::{Difficulty, Question, QuestionType};
+use crate::prompt::PromptData;
 
 /// `n` well-formed placeholder questions about `topic` at `difficulty`.
 pub fn questions(topic: &str, n: usize, difficulty: Difficulty) -> Vec<Question> {
@@ -46,26 +47,15 @@ pub fn gemini_reply(text: &str, finish_reason: &str) -> Value {
     })
 }
 
-/// The reply to a `generateContent` request body with exactly the questions it asks for. The
-/// generator's client sends the request data as JSON (`topic`, `num_questions`, `difficulty`)
-/// in the last part of the last content; a body without it gets 3 medium questions.
+/// The reply to a `generateContent` request body with exactly the questions its
+/// [`PromptData`] asks for; a body without one gets 3 medium questions.
 pub fn answer_generate_content(request_body: &[u8]) -> Value {
     let body: Value = serde_json::from_slice(request_body).unwrap_or(Value::Null);
-    let data: Value = body["contents"]
-        .as_array()
-        .and_then(|c| c.last())
-        .and_then(|c| c["parts"].as_array())
-        .and_then(|p| p.last())
-        .and_then(|p| p["text"].as_str())
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or(Value::Null);
-    let topic = data["topic"].as_str().unwrap_or("the topic");
-    let n = data["num_questions"].as_u64().unwrap_or(3) as usize;
-    let difficulty = data["difficulty"]
-        .as_str()
-        .and_then(Difficulty::parse)
-        .unwrap_or_default();
-    let text = json!({ "questions": questions(topic, n, difficulty) }).to_string();
+    let (topic, n, difficulty) = match PromptData::from_generate_content(&body) {
+        Some(data) => (data.topic, data.num_questions as usize, data.difficulty),
+        None => ("the topic".to_owned(), 3, Difficulty::default()),
+    };
+    let text = json!({ "questions": questions(&topic, n, difficulty) }).to_string();
     gemini_reply(&text, "STOP")
 }
 

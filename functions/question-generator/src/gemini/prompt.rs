@@ -3,6 +3,7 @@
 //! "ignore previous instructions" is a topic to write questions about, not an instruction.
 
 use qgen_contract::events::GenerationRequest;
+use qgen_contract::prompt::PromptData;
 use serde_json::{Value, json};
 
 use super::schema::response_schema;
@@ -34,14 +35,6 @@ fn body(request: &GenerationRequest, problem: Option<&str>) -> Value {
     questions["minItems"] = json!(request.num_questions);
     questions["maxItems"] = json!(request.num_questions);
     questions["items"]["properties"]["difficulty"]["enum"] = json!([request.difficulty.as_str()]);
-    let mut data = json!({
-        "topic": request.topic,
-        "num_questions": request.num_questions,
-        "difficulty": request.difficulty.as_str(),
-    });
-    if let Some(context) = &request.context {
-        data["context"] = json!(context);
-    }
     let mut parts = vec![json!({"text": "Write the quiz questions for this request (JSON data):"})];
     if let Some(problem) = problem {
         parts.push(json!({"text": format!(
@@ -49,8 +42,8 @@ fn body(request: &GenerationRequest, problem: Option<&str>) -> Value {
              every rule of the system instruction and the response schema exactly."
         )}));
     }
-    // Last, where the system instruction says the data is (and where the test stand-in reads it).
-    parts.push(json!({"text": data.to_string()}));
+    // Last, where the system instruction says the data is (and where every stand-in reads it).
+    parts.push(json!({"text": PromptData::from(request).to_text()}));
     json!({
         "systemInstruction": {"parts": [{"text": SYSTEM_INSTRUCTION}]},
         "contents": [{"role": "user", "parts": parts}],
