@@ -44,13 +44,7 @@ struct Cli {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // A benchmark logs only problems: a line per request would be part of what it measures.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rdkafka=error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    qgen_local::init_logs("warn,rdkafka=error");
     let options = BenchOptions {
         mode: if cli.full { Mode::Full } else { Mode::Quick },
         target_dir: cli.target_dir,

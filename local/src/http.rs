@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::service::{Service, service_fn};
 use hyper_util::rt::TokioIo;
 use qgen_adapters::kafka::EventPublisher;
 use question_api::Api;
@@ -25,6 +25,24 @@ pub async fn serve<P>(listener: TcpListener, api: Arc<Api<P>>, shutdown: Cancell
 where
     P: EventPublisher + 'static,
 {
+    serve_connections(
+        listener,
+        shutdown,
+        service_fn(move |request| handle(api.clone(), request)),
+    )
+    .await;
+}
+
+/// Accepts connections on `listener` until `shutdown` is cancelled, serving each over HTTP/1.1
+/// with `service` (the API here, the Gemini stand-in in [`crate::gemini`]).
+pub(crate) async fn serve_connections<S>(listener: TcpListener, shutdown: CancellationToken, service: S)
+where
+    S: Service<hyper::Request<Incoming>, Response = hyper::Response<Full<Bytes>>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -36,9 +54,8 @@ where
             },
             () = shutdown.cancelled() => return,
         };
-        let api = api.clone();
+        let service = service.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| handle(api.clone(), request));
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await

@@ -12,6 +12,7 @@
 //! - [`http`]: the API handler served over HTTP/1.1 with hyper.
 //! - [`esm`]: the MSK trigger emulator: batches, partial batch responses, retries, on-failure topic.
 //! - [`failed`]: the records Lambda writes to the on-failure topic.
+//! - [`gemini`]: `gemini-stand-in`, a loopback `generateContent` for the real binaries.
 //! - [`replay`]: `replay`, publishing given-up or dead-lettered records again.
 //! - [`source`]: the offline question source and the choice between it and Gemini.
 //! - [`client`]: the `send`, `tail` and `demo` commands.
@@ -25,7 +26,20 @@ pub mod client;
 pub mod commands;
 pub mod esm;
 pub mod failed;
+pub mod gemini;
 pub mod http;
 pub mod replay;
 pub mod source;
 pub mod stack;
+
+/// Logs to stderr at `default_filter` (an `EnvFilter` directive such as `info,rdkafka=warn`)
+/// unless `RUST_LOG` says otherwise: the setup of the `qgen-local` and `qgen-bench` binaries.
+pub fn init_logs(default_filter: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -70,6 +70,13 @@ enum Command {
     /// named by KAFKA_BOOTSTRAP_SERVERS with the functions' KAFKA_* settings. Reads the topic up
     /// to its end when the command starts; safe to run twice (duplicates share their eventId).
     Replay(ReplayArgs),
+    /// Answer Gemini `generateContent` calls on ADDR with exactly the questions asked for (point
+    /// GEMINI_BASE_URL at it), until Ctrl-C: for running the real function binaries offline.
+    GeminiStandIn {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: SocketAddr,
+    },
 }
 
 #[derive(clap::Args)]
@@ -139,13 +146,7 @@ impl RequestArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    qgen_local::init_logs("info,rdkafka=warn");
     let state_file = cli.state_file.clone().unwrap_or_else(State::default_path);
     match run(cli.command, state_file).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -179,6 +180,7 @@ async fn run(command: Command, state_file: PathBuf) -> Result<(), String> {
         Command::Tail { from_beginning } => commands::tail(&state_file, from_beginning).await,
         Command::Demo(args) => commands::demo(&state_file, &args.body()).await,
         Command::Topics { replication } => commands::topics(replication).await,
+        Command::GeminiStandIn { addr } => commands::gemini_stand_in(addr).await,
         Command::Replay(args) => {
             let filter = ReplayFilter {
                 request_ids: args.request_ids,

@@ -3,6 +3,7 @@
 //! retry, on-failure, commit and resume rules; (in `replay`) the replay command; and (in
 //! `template`) that the emulator's defaults are the deployed trigger's.
 
+mod gemini;
 mod replay;
 mod template;
 mod trigger;

@@ -1,0 +1,53 @@
+//! A Gemini `generateContent` stand-in on a loopback port, for the scripts that run the real
+//! function binaries (`scripts/check-invoke`): every call is answered with exactly the questions
+//! its [`qgen_contract::prompt::PromptData`] asks for, as a careful model would. It reads the
+//! prompt with the generator's own type, so a change of prompt layout breaks its build.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Bodies larger than this are refused: the generator's prompts are a few KiB plus the context.
+const MAX_PROMPT_BYTES: usize = 1024 * 1024;
+
+/// Answers `generateContent` calls on `listener` until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, shutdown: CancellationToken) {
+    crate::http::serve_connections(listener, shutdown, service_fn(answer)).await;
+}
+
+/// 200 with the questions asked for, for a POST to `…:generateContent` that carries an API key
+/// (as Gemini wants one); 404 for anything else, as Gemini answers an unknown route.
+async fn answer(request: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let is_call = request.method() == http::Method::POST
+        && request.uri().path().ends_with(":generateContent")
+        && request.headers().contains_key("x-goog-api-key");
+    let body = match Limited::new(request.into_body(), MAX_PROMPT_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) if is_call => collected.to_bytes(),
+        _ => {
+            return Ok(json(
+                StatusCode::NOT_FOUND,
+                b"{\"error\":{\"code\":404,\"status\":\"NOT_FOUND\"}}".to_vec(),
+            ));
+        }
+    };
+    let reply = qgen_contract::offline::answer_generate_content(&body);
+    Ok(json(StatusCode::OK, reply.to_string().into_bytes()))
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
