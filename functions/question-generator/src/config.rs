@@ -168,15 +168,7 @@ impl GeneratorConfig {
 mod tests {
     use super::*;
     use qgen_adapters::config::SecurityProtocol;
-    use std::collections::HashMap;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use qgen_testkit::env_lookup as lookup;
 
     #[test]
     fn applies_the_documented_defaults() {

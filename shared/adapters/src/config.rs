@@ -238,15 +238,7 @@ impl ApiConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use qgen_testkit::env_lookup as lookup;
 
     #[test]
     fn requires_bootstrap_servers() {
@@ -314,16 +306,22 @@ mod tests {
     }
 
     #[test]
-    fn rejects_out_of_range_kafka_and_limit_settings_naming_the_variable() {
-        for (var, value) in [
-            ("MAX_QUESTIONS_PER_REQUEST", "1000"),
-            ("KAFKA_MESSAGE_TIMEOUT_MS", "-5"),
-            ("KAFKA_SECURITY_PROTOCOL", "TLS"),
-        ] {
-            let err = ApiConfig::from_lookup(lookup(&[("KAFKA_BOOTSTRAP_SERVERS", "b"), (var, value)]))
-                .unwrap_err();
+    fn a_number_is_read_within_its_bounds_and_refused_outside_them_naming_the_variable() {
+        let vars = Vars::new(lookup(&[
+            ("LOW", "1"),
+            ("HIGH", "10"),
+            ("UNDER", "0"),
+            ("OVER", "11"),
+            ("WORD", "ten"),
+        ]));
+
+        assert_eq!(vars.number("LOW", 5, 1, 10).unwrap(), 1);
+        assert_eq!(vars.number("HIGH", 5, 1, 10).unwrap(), 10);
+        assert_eq!(vars.number("UNSET", 5, 1, 10).unwrap(), 5);
+        for var in ["UNDER", "OVER", "WORD"] {
+            let err = vars.number(var, 5_u32, 1, 10).unwrap_err();
             assert!(
-                matches!(err, ConfigError::Invalid { var: v, .. } if v == var),
+                matches!(&err, ConfigError::Invalid { var: v, reason, .. } if *v == var && reason.contains("from 1 to 10")),
                 "{var}: {err}"
             );
         }

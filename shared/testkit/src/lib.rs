@@ -16,9 +16,11 @@
 //! - `moto`: [`MotoServer`], local AWS APIs, and [`dynamodb_client`].
 //! - `contracts`: the committed contract documents and [`assert_matches_schema`].
 //! - `logs`: [`capture_logs`] into a [`LogBuffer`].
+//! - `fixtures`: [`env_lookup`] for the configuration readers, [`sample_request`].
 
 mod brokers;
 mod contracts;
+mod fixtures;
 mod gemini;
 mod logs;
 mod moto;
@@ -27,6 +29,7 @@ mod records;
 
 pub use brokers::{MockBroker, SERVICE_TOPICS, TansuBroker, free_port};
 pub use contracts::{assert_matches_schema, contract, schema_errors};
+pub use fixtures::{env_lookup, sample_request};
 pub use gemini::{AnswersAsAsked, GeminiStandIn, gemini_reply, sample_questions};
 pub use logs::{LogBuffer, capture_logs};
 pub use moto::{MotoServer, dynamodb_client};

@@ -58,17 +58,7 @@ fn body(request: &GenerationRequest, problem: Option<&str>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qgen_contract::events::Difficulty;
-
-    fn request(n: u32) -> GenerationRequest {
-        GenerationRequest {
-            request_id: "req-1".into(),
-            topic: "Python Loops".into(),
-            num_questions: n,
-            difficulty: Difficulty::Medium,
-            context: None,
-        }
-    }
+    use qgen_testkit::sample_request as request;
 
     #[test]
     fn request_pins_count_and_difficulty_and_quotes_the_topic_as_data() {

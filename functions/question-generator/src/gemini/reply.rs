@@ -144,18 +144,9 @@ pub(super) fn error_message(body: &[u8]) -> String {
 mod tests {
     use super::*;
     use qgen_contract::events::Difficulty;
+    use qgen_testkit::sample_request as request;
     use qgen_testkit::{gemini_reply, sample_questions};
     use serde_json::json;
-
-    fn request(n: u32) -> GenerationRequest {
-        GenerationRequest {
-            request_id: "req-1".into(),
-            topic: "Python Loops".into(),
-            num_questions: n,
-            difficulty: Difficulty::Medium,
-            context: None,
-        }
-    }
 
     fn reply_with(questions: &[Question], finish: &str) -> Vec<u8> {
         gemini_reply(&json!({ "questions": questions }).to_string(), finish)

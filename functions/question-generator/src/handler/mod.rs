@@ -34,7 +34,7 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::StreamExt;
 use qgen_adapters::kafka::{EventPublisher, OutboundRecord, PublishError, publish_event};
 use qgen_adapters::telemetry::Metrics;
-use qgen_contract::decode::{Coordinates, decode_batch};
+use qgen_contract::decode::{Coordinates, Decoded, decode_batch};
 use qgen_contract::events::{ErrorCode, ResponseError, ResponseEvent};
 use qgen_contract::validation::{Limits, ValidationError};
 use tokio::time::Instant;
@@ -44,7 +44,7 @@ use crate::deadline;
 use crate::idempotency::{IdempotencyStore, NoStore};
 use crate::source::QuestionSource;
 use dead_letter::dlq_headers;
-use plan::{Work, group};
+use plan::{Job, Work, group};
 use report::Outcome;
 
 pub use dead_letter::{DLQ_ERROR, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC};
@@ -133,19 +133,28 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
     ) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
         match work {
             Work::Request(job) => self.answer(job, deadline, claim_until).await,
-            Work::Invalid {
+            // `group` makes every request a job; one that came here anyway is still answered.
+            Work::Settle(Decoded::Request {
+                source,
+                event_id,
+                request,
+            }) => {
+                self.answer(Job::new(source, event_id, request), deadline, claim_until)
+                    .await
+            }
+            Work::Settle(Decoded::Invalid {
                 source,
                 event_id,
                 request_id,
                 error,
-            } => vec![(source, self.invalid(&event_id, &request_id, &error).await)],
-            Work::Poison {
+            }) => vec![(source, self.invalid(&event_id, &request_id, &error).await)],
+            Work::Settle(Decoded::Poison {
                 source,
                 key,
                 value,
                 headers,
                 reason,
-            } => {
+            }) => {
                 let outcome = self
                     .dead_letter(&source, key.as_deref(), value.as_deref(), &headers, &reason)
                     .await;

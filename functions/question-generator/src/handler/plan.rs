@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use qgen_contract::decode::{Coordinates, Decoded};
 use qgen_contract::events::{ErrorCode, GenerationRequest, ResponseError, ResponseEvent};
-use qgen_contract::validation::ValidationError;
 
 use crate::idempotency::payload_hash;
 
@@ -38,21 +37,21 @@ pub(super) struct Duplicate {
 pub(super) enum Work {
     /// A request to answer, with its duplicates.
     Request(Job),
-    /// A request that failed validation: it gets `invalid_request`.
-    Invalid {
-        source: Coordinates,
-        event_id: String,
-        request_id: String,
-        error: ValidationError,
-    },
-    /// A record that cannot be read as a request event: it goes to the DLQ as it came.
-    Poison {
-        source: Coordinates,
-        key: Option<Vec<u8>>,
-        value: Option<Vec<u8>>,
-        headers: Vec<(String, Vec<u8>)>,
-        reason: String,
-    },
+    /// An invalid request (answered `invalid_request`) or poison (dead-lettered), as decoded.
+    Settle(Decoded),
+}
+
+impl Job {
+    /// A job for `request` with no duplicates yet.
+    pub(super) fn new(source: Coordinates, event_id: String, request: GenerationRequest) -> Self {
+        Job {
+            source,
+            event_id,
+            hash: payload_hash(&request),
+            request,
+            duplicates: Vec::new(),
+        }
+    }
 }
 
 /// Groups the batch's requests by `request_id`, keeping the first of each (pure).
@@ -60,60 +59,27 @@ pub(super) fn group(decoded: Vec<Decoded>) -> Vec<Work> {
     let mut work: Vec<Work> = Vec::with_capacity(decoded.len());
     let mut by_id: HashMap<String, usize> = HashMap::new();
     for record in decoded {
-        let (source, event_id, request) = match record {
-            Decoded::Request {
-                source,
-                event_id,
-                request,
-            } => (source, event_id, request),
-            Decoded::Invalid {
-                source,
-                event_id,
-                request_id,
-                error,
-            } => {
-                work.push(Work::Invalid {
-                    source,
-                    event_id,
-                    request_id,
-                    error,
-                });
-                continue;
-            }
-            Decoded::Poison {
-                source,
-                key,
-                value,
-                headers,
-                reason,
-            } => {
-                work.push(Work::Poison {
-                    source,
-                    key,
-                    value,
-                    headers,
-                    reason,
-                });
-                continue;
-            }
-        };
-        let hash = payload_hash(&request);
-        if let Some(Work::Request(job)) = by_id.get(&request.request_id).and_then(|&i| work.get_mut(i)) {
-            job.duplicates.push(Duplicate {
-                source,
-                event_id,
-                conflicting: job.hash != hash,
-            });
-            continue;
-        }
-        by_id.insert(request.request_id.clone(), work.len());
-        work.push(Work::Request(Job {
+        let Decoded::Request {
             source,
             event_id,
             request,
-            hash,
-            duplicates: Vec::new(),
-        }));
+        } = record
+        else {
+            work.push(Work::Settle(record));
+            continue;
+        };
+        let job = Job::new(source, event_id, request);
+        if let Some(Work::Request(first)) = by_id.get(&job.request.request_id).and_then(|&i| work.get_mut(i))
+        {
+            first.duplicates.push(Duplicate {
+                conflicting: first.hash != job.hash,
+                source: job.source,
+                event_id: job.event_id,
+            });
+            continue;
+        }
+        by_id.insert(job.request.request_id.clone(), work.len());
+        work.push(Work::Request(job));
     }
     work
 }

@@ -144,3 +144,25 @@ where
         })
         .await
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use crate::config::{KafkaConfig, SecurityProtocol};
+
+    /// A TLS cluster of two brokers with the default topic names, for the unit tests of
+    /// `producer` and `topics`.
+    pub(crate) fn config() -> KafkaConfig {
+        KafkaConfig {
+            bootstrap_servers: "b-1:9094,b-2:9094".into(),
+            request_topic: "question.request".into(),
+            response_topic: "question.response".into(),
+            dlq_topic: "question.request.dlq".into(),
+            failed_topic: "question.request.failed".into(),
+            security_protocol: SecurityProtocol::Ssl,
+            sasl: None,
+            message_timeout: Duration::from_millis(4_000),
+        }
+    }
+}

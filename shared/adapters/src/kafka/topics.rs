@@ -149,20 +149,7 @@ pub async fn create_service_topics(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SecurityProtocol;
-
-    fn config() -> KafkaConfig {
-        KafkaConfig {
-            bootstrap_servers: "b-1:9094,b-2:9094".into(),
-            request_topic: "question.request".into(),
-            response_topic: "question.response".into(),
-            dlq_topic: "question.request.dlq".into(),
-            failed_topic: "question.request.failed".into(),
-            security_protocol: SecurityProtocol::Ssl,
-            sasl: None,
-            message_timeout: Duration::from_millis(4_000),
-        }
-    }
+    use crate::kafka::tests::config;
 
     #[test]
     fn service_topics_follow_the_configured_names_with_retention() {
