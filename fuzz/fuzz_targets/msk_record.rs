@@ -66,7 +66,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(!event_id.is_empty());
             // The failed response must be addressable: the request_id alone is a valid request's.
             let probe = serde_json::json!({"request_id": request_id, "topic": "t", "num_questions": 1});
-            assert!(qgen_contract::validation::parse_request_body(probe.to_string().as_bytes(), &limits).is_ok());
+            assert!(
+                qgen_contract::validation::parse_request_body(probe.to_string().as_bytes(), &limits).is_ok()
+            );
             assert_clear_refusal(&error);
         }
         Decoded::Poison {
