@@ -22,13 +22,29 @@ pub trait QuestionSource: Send + Sync {
     }
 }
 
-/// Why a request got no questions. Every variant maps to one stable [`ErrorCode`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The error underneath a [`GenerationError`] (a reqwest or serde error, a broken rule), kept so
+/// that the whole chain reaches the logs and the `failed` response's message.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `error` as a [`Cause`].
+pub fn cause(error: impl std::error::Error + Send + Sync + 'static) -> Cause {
+    std::sync::Arc::new(error)
+}
+
+/// Why a request got no questions. Every variant maps to one stable [`ErrorCode`]. Its
+/// `Display` is its own context; [`GenerationError::message`] adds the chain of sources.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GenerationError {
     /// Gemini was unreachable, overloaded, or kept failing (429, 5xx, timeouts), or the circuit
     /// breaker is open.
-    #[error("gemini unavailable: {0}")]
-    Unavailable(String),
+    #[error("gemini unavailable: {reason}")]
+    Unavailable {
+        /// What failed, in a few words.
+        reason: String,
+        /// The transport error behind it, when there is one.
+        #[source]
+        source: Option<Cause>,
+    },
     /// Gemini refused the prompt or stopped generating for safety reasons.
     #[error("gemini blocked the request: {0}")]
     Blocked(String),
@@ -41,21 +57,43 @@ pub enum GenerationError {
         message: String,
     },
     /// The model answered, but not with questions that pass validation.
-    #[error("invalid model output: {0}")]
-    InvalidOutput(String),
+    #[error("invalid model output: {problem}")]
+    InvalidOutput {
+        /// What is wrong with the answer.
+        problem: String,
+        /// The parse error or the broken rule behind it, when there is one.
+        #[source]
+        source: Option<Cause>,
+    },
     /// There was no time left to finish before the invocation's deadline.
     #[error("no time left before the invocation deadline")]
     DeadlineExceeded,
 }
 
 impl GenerationError {
+    /// [`GenerationError::Unavailable`] for `reason`, with no source.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        GenerationError::Unavailable {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// [`GenerationError::InvalidOutput`] for `problem`, caused by `source`.
+    pub fn invalid_output(problem: impl Into<String>, source: Option<Cause>) -> Self {
+        GenerationError::InvalidOutput {
+            problem: problem.into(),
+            source,
+        }
+    }
+
     /// The stable code written in the `failed` response.
     pub fn code(&self) -> ErrorCode {
         match self {
-            GenerationError::Unavailable(_) => ErrorCode::GeminiUnavailable,
+            GenerationError::Unavailable { .. } => ErrorCode::GeminiUnavailable,
             GenerationError::Blocked(_) => ErrorCode::GeminiBlocked,
             GenerationError::Rejected { .. } => ErrorCode::GeminiRejected,
-            GenerationError::InvalidOutput(_) => ErrorCode::InvalidModelOutput,
+            GenerationError::InvalidOutput { .. } => ErrorCode::InvalidModelOutput,
             GenerationError::DeadlineExceeded => ErrorCode::DeadlineExceeded,
         }
     }
@@ -63,18 +101,31 @@ impl GenerationError {
     /// Whether the same request, sent again later, may succeed.
     pub fn retryable(&self) -> bool {
         match self {
-            GenerationError::Unavailable(_) | GenerationError::DeadlineExceeded => true,
+            GenerationError::Unavailable { .. } | GenerationError::DeadlineExceeded => true,
             // A model's output varies from call to call.
-            GenerationError::InvalidOutput(_) => true,
+            GenerationError::InvalidOutput { .. } => true,
             GenerationError::Blocked(_) | GenerationError::Rejected { .. } => false,
         }
+    }
+
+    /// This error and each of its sources, joined by `: ` — for the `failed` response, the
+    /// repair prompt and the logs.
+    pub fn message(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        message
     }
 
     /// The `error` object of the `failed` response.
     pub fn to_response_error(&self) -> ResponseError {
         ResponseError {
             code: self.code(),
-            message: self.to_string(),
+            message: self.message(),
             retryable: self.retryable(),
         }
     }
@@ -105,5 +156,35 @@ impl<T: QuestionSource> QuestionSource for std::sync::Arc<T> {
 
     fn label(&self) -> Option<&str> {
         (**self).label()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_carries_the_whole_chain_of_sources() {
+        let parse = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        let error = GenerationError::invalid_output("text does not match the schema", Some(cause(parse)));
+
+        let response = error.to_response_error();
+
+        assert_eq!(
+            error.to_string(),
+            "invalid model output: text does not match the schema"
+        );
+        assert_eq!(
+            response.message,
+            "invalid model output: text does not match the schema: EOF while parsing an object at line 1 column 1"
+        );
+        assert_eq!(
+            (response.code, response.retryable),
+            (ErrorCode::InvalidModelOutput, true)
+        );
+        assert_eq!(
+            GenerationError::unavailable("timed out").message(),
+            "gemini unavailable: timed out"
+        );
     }
 }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::GeminiClient;
 use super::reply::{Usage, error_message, read_reply};
 use crate::retry::parse_retry_after;
-use crate::source::GenerationError;
+use crate::source::{Cause, GenerationError, cause};
 
 /// What one HTTP call came to.
 pub(super) enum Attempt {
@@ -22,6 +22,8 @@ pub(super) enum Attempt {
     Transient {
         /// What failed, in a few words.
         reason: String,
+        /// The transport error, when the call itself failed.
+        source: Option<Cause>,
         /// The server's `Retry-After`, which wins over the computed backoff.
         retry_after: Option<Duration>,
     },
@@ -97,10 +99,13 @@ impl GeminiClient {
             Err(e) => {
                 tally.add(latency_ms, Usage::default());
                 self.breaker.record_failure();
-                let reason = describe(e);
-                tracing::warn!(latency_ms, reason, "gemini call failed");
+                // Without its URL, as everything this function logs.
+                let e = e.without_url();
+                let reason = describe(&e);
+                tracing::warn!(latency_ms, reason, error = %e, "gemini call failed");
                 return Attempt::Transient {
-                    reason,
+                    reason: reason.to_owned(),
+                    source: Some(cause(e)),
                     retry_after: None,
                 };
             }
@@ -135,6 +140,7 @@ impl GeminiClient {
             },
             429 | 500 | 503 | 504 => Attempt::Transient {
                 reason: format!("status {status}: {}", error_message(&reply)),
+                source: None,
                 retry_after,
             },
             400 | 401 | 403 | 404 => {
@@ -150,7 +156,7 @@ impl GeminiClient {
                     message: error_message(&reply),
                 })
             }
-            _ => Attempt::Final(GenerationError::Unavailable(format!(
+            _ => Attempt::Final(GenerationError::unavailable(format!(
                 "status {status}: {}",
                 error_message(&reply)
             ))),
@@ -158,13 +164,13 @@ impl GeminiClient {
     }
 }
 
-/// A reqwest error in a few words, without its URL.
-fn describe(error: reqwest::Error) -> String {
+/// A reqwest error in a few words (the error itself travels as the source).
+fn describe(error: &reqwest::Error) -> &'static str {
     if error.is_timeout() {
-        "timed out".into()
+        "timed out"
     } else if error.is_connect() {
-        "connection failed".into()
+        "connection failed"
     } else {
-        error.without_url().to_string()
+        "request failed"
     }
 }

@@ -30,29 +30,36 @@ impl GeminiClient {
             }
             self.breaker
                 .admit()
-                .map_err(|refused| GenerationError::Unavailable(refused.to_string()))?;
+                .map_err(|refused| GenerationError::unavailable(refused.to_string()))?;
             match self.call(&body, request, deadline, tally).await {
                 Attempt::Questions(questions) => return Ok(questions),
                 Attempt::Final(error) => return Err(error),
                 Attempt::Unusable(error) if repaired => return Err(error),
                 Attempt::Unusable(error) => {
-                    tracing::info!(problem = %error, "asking gemini to repair its answer");
-                    body = build_repair_request(request, &error.to_string());
+                    let problem = error.message();
+                    tracing::info!(problem, "asking gemini to repair its answer");
+                    body = build_repair_request(request, &problem);
                     repaired = true;
                 }
-                Attempt::Transient { reason, retry_after } => {
+                Attempt::Transient {
+                    reason,
+                    source,
+                    retry_after,
+                } => {
                     transient_failures += 1;
                     if transient_failures >= self.retry.max_attempts {
-                        return Err(GenerationError::Unavailable(format!(
-                            "{reason} (gave up after {transient_failures} attempts)"
-                        )));
+                        return Err(GenerationError::Unavailable {
+                            reason: format!("{reason} (gave up after {transient_failures} attempts)"),
+                            source,
+                        });
                     }
                     let wait =
                         retry_after.unwrap_or_else(|| backoff(&self.retry, transient_failures, jitter()));
                     if Instant::now() + wait >= deadline {
-                        return Err(GenerationError::Unavailable(format!(
-                            "{reason} (no time left to retry before the deadline)"
-                        )));
+                        return Err(GenerationError::Unavailable {
+                            reason: format!("{reason} (no time left to retry before the deadline)"),
+                            source,
+                        });
                     }
                     tracing::info!(
                         reason,

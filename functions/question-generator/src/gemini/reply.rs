@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::schema::QuestionSet;
-use crate::source::GenerationError;
+use crate::source::{GenerationError, cause};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -85,7 +85,7 @@ pub(super) fn read_reply(
         Ok(reply) => reply,
         Err(e) => {
             let error =
-                GenerationError::InvalidOutput(format!("reply is not a generateContent response: {e}"));
+                GenerationError::invalid_output("reply is not a generateContent response", Some(cause(e)));
             return (Usage::default(), Err(error));
         }
     };
@@ -101,12 +101,13 @@ fn questions_of(reply: Reply, request: &GenerationRequest) -> Result<Vec<Questio
         .candidates
         .into_iter()
         .next()
-        .ok_or_else(|| GenerationError::InvalidOutput("reply has no candidates".into()))?;
+        .ok_or_else(|| GenerationError::invalid_output("reply has no candidates", None))?;
     match candidate.finish_reason.as_deref() {
         Some("STOP") | None => {}
         Some("MAX_TOKENS") => {
-            return Err(GenerationError::InvalidOutput(
-                "output truncated (MAX_TOKENS)".into(),
+            return Err(GenerationError::invalid_output(
+                "output truncated (MAX_TOKENS)",
+                None,
             ));
         }
         Some(other) => return Err(GenerationError::Blocked(format!("generation stopped: {other}"))),
@@ -120,8 +121,9 @@ fn questions_of(reply: Reply, request: &GenerationRequest) -> Result<Vec<Questio
         .filter_map(|p| p.text)
         .collect();
     let set: QuestionSet = serde_json::from_str(&text)
-        .map_err(|e| GenerationError::InvalidOutput(format!("text does not match the schema: {e}")))?;
-    validate_questions(&set.questions, request).map_err(|e| GenerationError::InvalidOutput(e.to_string()))?;
+        .map_err(|e| GenerationError::invalid_output("text does not match the schema", Some(cause(e))))?;
+    validate_questions(&set.questions, request)
+        .map_err(|e| GenerationError::invalid_output("the questions break a rule", Some(cause(e))))?;
     Ok(set.questions)
 }
 

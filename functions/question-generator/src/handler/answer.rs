@@ -111,7 +111,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 response
             }
             Err(e) => {
-                tracing::warn!(code = e.code().as_str(), error = %e, "generation failed");
+                tracing::warn!(code = e.code().as_str(), error = e.message(), "generation failed");
                 ResponseEvent::failed(&job.event_id, &request.request_id, e.to_response_error())
             }
         }
