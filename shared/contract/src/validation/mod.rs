@@ -4,16 +4,19 @@
 //! so a request the API accepts is never rejected downstream, and a request that reached the
 //! topic some other way is held to the same rules. Pure: no I/O.
 //!
-//! The request rules are in `request.rs`, the checks on a model's questions in `questions.rs`.
+//! The request rules are in `request.rs` (their refusals in `rejection.rs`), the checks on a
+//! model's questions in `questions.rs`.
 //! Both read [`crate::events`]; nothing there reads this module.
 
 mod questions;
+mod rejection;
 mod request;
 
 pub use self::questions::{OPTIONS_RANGE, OutputError, validate_questions};
+pub use self::rejection::{RejectionCode, ValidationError};
 pub use self::request::{
     DEFAULT_MAX_QUESTIONS, Limits, MAX_BODY_BYTES, MAX_CONTEXT_CHARS, MAX_REQUEST_ID_CHARS, MAX_TOPIC_CHARS,
-    RawRequest, RejectionCode, ValidationError, parse_request_body, validate,
+    RawRequest, parse_request_body, validate,
 };
 // The request rules as JSON Schema patterns: they sit with the fields they describe, in `events`.
 pub use crate::events::{CONTEXT_PATTERN, REQUEST_ID_PATTERN, TOPIC_PATTERN};
