@@ -2,10 +2,10 @@
 //! stand-in with a fixed latency, and a Lambda Runtime API stand-in that hands out scripted
 //! invocations and notes when a function first polls.
 //!
-//! Both are plain hyper servers rather than `qgen_testkit`'s wiremock stand-ins: that module
-//! sits behind the `test-util` feature, and enabling it in this binary would, through Cargo's
-//! feature unification, also build wiremock into the function binaries whenever the workspace
-//! is built together (as `cargo lambda build` does), the very artifacts being measured.
+//! Both are plain hyper servers rather than `qgen_testkit`'s wiremock stand-ins: the test kit is
+//! a dev-dependency only, and linking it into this binary would, through Cargo's feature
+//! unification, change the features of the function binaries whenever the workspace is built
+//! together (as `cargo lambda build` does), the very artifacts being measured.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
