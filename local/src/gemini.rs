@@ -10,6 +10,7 @@ use http::{HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
+use qgen_contract::prompt::PromptData;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +41,16 @@ async fn answer(request: hyper::Request<Incoming>) -> Result<hyper::Response<Ful
         }
     };
     let reply = qgen_contract::offline::answer_generate_content(&body);
+    // What was asked, for whoever checks that a function called it (scripts/check-invoke).
+    let asked = serde_json::from_slice(&body)
+        .ok()
+        .and_then(|body| PromptData::from_generate_content(&body));
+    match asked {
+        Some(data) => {
+            tracing::info!(topic = %data.topic, num_questions = data.num_questions, "answered generateContent")
+        }
+        None => tracing::info!("answered generateContent without prompt data"),
+    }
     Ok(json(StatusCode::OK, reply.to_string().into_bytes()))
 }
 
