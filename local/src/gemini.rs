@@ -6,13 +6,15 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use qgen_contract::prompt::PromptData;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::http::json;
 
 /// Bodies larger than this are refused: the generator's prompts are a few KiB plus the context.
 const MAX_PROMPT_BYTES: usize = 1024 * 1024;
@@ -52,13 +54,4 @@ async fn answer(request: hyper::Request<Incoming>) -> Result<hyper::Response<Ful
         None => tracing::info!("answered generateContent without prompt data"),
     }
     Ok(json(StatusCode::OK, reply.to_string().into_bytes()))
-}
-
-fn json(status: StatusCode, body: Vec<u8>) -> hyper::Response<Full<Bytes>> {
-    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }

@@ -12,6 +12,7 @@ use hyper::server::conn::http1;
 use hyper::service::{Service, service_fn};
 use hyper_util::rt::TokioIo;
 use qgen_adapters::kafka::EventPublisher;
+use qgen_contract::api::{ApiErrorCode, ErrorResponse};
 use question_api::Api;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -76,15 +77,9 @@ async fn handle<P: EventPublisher>(
     let body = match Limited::new(body, MAX_READ_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            let mut response = hyper::Response::new(Full::new(Bytes::from_static(
-                br#"{"error":{"code":"payload_too_large","message":"body too large","field":"body"}}"#,
-            )));
-            *response.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            return Ok(response);
+            let body = ErrorResponse::new(ApiErrorCode::PayloadTooLarge, "body too large", Some("body"));
+            let text = serde_json::to_vec(&body).unwrap_or_default();
+            return Ok(json(http::StatusCode::PAYLOAD_TOO_LARGE, text));
         }
     };
     let request = lambda_http::Request::from_parts(parts, lambda_http::Body::from(body.to_vec()));
@@ -104,4 +99,15 @@ async fn handle<P: EventPublisher>(
         "http"
     );
     Ok(hyper::Response::from_parts(parts, Full::new(bytes)))
+}
+
+/// A JSON response with `status` and `body`.
+pub(crate) fn json(status: http::StatusCode, body: Vec<u8>) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
 }

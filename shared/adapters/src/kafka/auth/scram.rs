@@ -7,21 +7,12 @@ use serde::Deserialize;
 use super::AuthError;
 
 /// SCRAM username and password, as MSK reads them from an `AmazonMSK_` secret.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ScramCredentials {
     /// The SCRAM user.
     pub username: String,
-    /// Its password, redacted in `Debug`.
+    /// Its password, redacted in `Debug` by `SecretString` itself.
     pub password: SecretString,
-}
-
-impl std::fmt::Debug for ScramCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScramCredentials")
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .finish()
-    }
 }
 
 impl ScramCredentials {
