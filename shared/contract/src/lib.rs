@@ -11,7 +11,9 @@
 //!   patterns) and `events/response.rs`.
 //! - [`validation`]: the request rules (shared by the API and the generator) in
 //!   `validation/request.rs`, and the checks on the questions a model returns in
-//!   `validation/questions.rs`. It reads `events`; `events` reads nothing of it.
+//!   `validation/questions.rs` (plain-text fields in `validation/text.rs`, options that give the
+//!   answer away in `validation/tells.rs`). It reads `events`; `events` reads nothing of it.
+//! - [`order`]: the order a question's options are published in (shuffled per request).
 //! - [`api`]: the HTTP bodies of the API (request as documented, 202, errors).
 //! - [`decode`]: an MSK record → a request, an answerable invalid request, or poison.
 //! - [`msk`]: Lambda's MSK event (grouping records into a batch, reading one back) and the
@@ -27,5 +29,6 @@ pub mod decode;
 pub mod events;
 pub mod msk;
 pub mod offline;
+pub mod order;
 pub mod prompt;
 pub mod validation;

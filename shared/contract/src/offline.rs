@@ -20,7 +20,7 @@ pub fn questions(topic: &str, n: usize, difficulty: Difficulty) -> Vec<Question>
                     correct.clone(),
                     format!("A claim about {topic} that contradicts the material ({i}a)"),
                     format!("A claim unrelated to {topic} ({i}b)"),
-                    "None of the above".to_owned(),
+                    format!("A claim about {topic} that the material never makes ({i}c)"),
                 ],
                 correct_answer: correct,
                 explanation: format!(

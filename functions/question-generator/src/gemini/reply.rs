@@ -1,9 +1,9 @@
 //! Reading a `generateContent` reply. Only a finished, unblocked answer whose text parses as a
-//! [`QuestionSet`] and passes the contract's validation becomes questions: the model's output is
-//! untrusted input like any other.
+//! [`QuestionSet`] and passes the contract's validation (after trimming each field) becomes
+//! questions: the model's output is untrusted input like any other.
 
 use qgen_contract::events::{GenerationRequest, Question};
-use qgen_contract::validation::validate_questions;
+use qgen_contract::validation::{tidy_questions, validate_questions};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -120,8 +120,10 @@ fn questions_of(reply: Reply, request: &GenerationRequest) -> Result<Vec<Questio
         .filter(|p| !p.thought)
         .filter_map(|p| p.text)
         .collect();
-    let set: QuestionSet = serde_json::from_str(&text)
+    let mut set: QuestionSet = serde_json::from_str(&text)
         .map_err(|e| GenerationError::invalid_output("text does not match the schema", Some(cause(e))))?;
+    // Whitespace around a field is trimmed here; every other rule is worth a repair call.
+    tidy_questions(&mut set.questions);
     validate_questions(&set.questions, request)
         .map_err(|e| GenerationError::invalid_output("the questions break a rule", Some(cause(e))))?;
     Ok(set.questions)

@@ -8,6 +8,7 @@ use qgen_adapters::kafka::{EventPublisher, PublishError};
 use qgen_adapters::telemetry::Metrics;
 use qgen_contract::decode::Coordinates;
 use qgen_contract::events::ResponseEvent;
+use qgen_contract::order::shuffle_options;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -103,9 +104,11 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
             .duration("GenerationLatency", started.elapsed())
             .emit();
         match outcome {
-            Ok(questions) => {
+            Ok(mut questions) => {
                 // Emitted inside the span, so the usage the source recorded on it is logged.
                 tracing::info!(questions = questions.len(), "generation completed");
+                // Whatever the source's order, the published one says nothing about the answer.
+                shuffle_options(&mut questions, &request.request_id);
                 let mut response = ResponseEvent::completed(&job.event_id, &request.request_id, questions);
                 response.event_data.source = self.source.label().map(str::to_owned);
                 response

@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use self::request::{CONTEXT_PATTERN, Difficulty, GenerationRequest, REQUEST_ID_PATTERN, TOPIC_PATTERN};
-pub use self::response::{ErrorCode, GenerationResponse, Question, QuestionType, ResponseError, Status};
+pub use self::response::{
+    ErrorCode, GenerationResponse, OPTION_PATTERN, Question, QuestionType, ResponseError, Status,
+    TEXT_PATTERN,
+};
 
 /// `eventType` of a generation request.
 pub const REQUEST_EVENT_TYPE: &str = "question.generation.request";

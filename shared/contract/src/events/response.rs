@@ -13,19 +13,34 @@ pub enum QuestionType {
     MultipleChoice,
 }
 
-/// One generated question. This type is also the source of the schema sent to Gemini.
+/// `question` and `explanation` as a JSON Schema pattern: plain text, trimmed, not blank, no
+/// control characters but line breaks (a question may quote a few lines of code).
+pub const TEXT_PATTERN: &str =
+    r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x09\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$";
+/// An option and `correct_answer` as a JSON Schema pattern: one line of plain text, trimmed, not
+/// blank, no control characters.
+pub const OPTION_PATTERN: &str =
+    r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$";
+
+/// One generated question, as docs/DESIGN.md ("Question rules") defines it. This type is also
+/// the source of the schema sent to Gemini.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Question {
-    /// The question text.
+    /// The question text: plain text (no Markdown), trimmed; may hold line breaks.
+    #[schemars(pattern(TEXT_PATTERN))]
     pub question: String,
     /// Always `multiple_choice`.
     #[serde(rename = "type")]
     pub kind: QuestionType,
-    /// The answer options, 2–6, unique.
+    /// The answer options, 2–6, unique, each one line of plain text, in an order that says
+    /// nothing about which is correct (shuffled per request and question).
+    #[schemars(length(min = 2, max = 6), inner(pattern(OPTION_PATTERN)), extend("uniqueItems" = true))]
     pub options: Vec<String>,
     /// Exactly one of `options`.
+    #[schemars(pattern(OPTION_PATTERN))]
     pub correct_answer: String,
-    /// Why the correct answer is correct.
+    /// Why the correct answer is correct: required, plain text, trimmed.
+    #[schemars(pattern(TEXT_PATTERN))]
     pub explanation: String,
     /// The requested difficulty.
     pub difficulty: Difficulty,

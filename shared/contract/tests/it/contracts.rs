@@ -182,3 +182,86 @@ fn the_error_schema_and_the_openapi_document_list_every_error_code_the_api_answe
             .collect();
     assert_eq!(in_openapi, codes);
 }
+
+/// A completed response carrying `questions`, for the response-event schema.
+fn completed_with(questions: Value) -> Value {
+    json!({
+        "eventId": "evt_qgen_response_1",
+        "eventType": "question.generation.response",
+        "timestamp": "2026-12-02T10:00:00.000Z",
+        "userId": "ai-service",
+        "eventData": {
+            "request_id": "req-1",
+            "status": "completed",
+            "questions": questions,
+            "total_questions": 1
+        }
+    })
+}
+
+#[test]
+fn the_question_schema_agrees_with_the_validator_on_every_field_rule() {
+    use qgen_contract::events::{Difficulty, GenerationRequest, Question};
+    use qgen_contract::validation::validate_questions;
+
+    let request = GenerationRequest {
+        request_id: "req-1".into(),
+        topic: "Python Loops".into(),
+        num_questions: 1,
+        difficulty: Difficulty::Medium,
+        context: None,
+    };
+    let good = json!({
+        "question": "What does this print?\nfor i in range(2):\n    print(i)",
+        "type": "multiple_choice",
+        "options": ["0 then 1", "1 then 2", "0, 1 then 2"],
+        "correct_answer": "0 then 1",
+        "explanation": "range(2) yields 0 and 1.",
+        "difficulty": "medium"
+    });
+    let with = |field: &str, value: Value| {
+        let mut q = good.clone();
+        q[field] = value;
+        q
+    };
+    // The rules a JSON Schema can state: the schema and the validator agree on each.
+    let cases = [
+        good.clone(),
+        with("question", json!(" padded?")),
+        with("question", json!("")),
+        with("question", json!("tab\tinside?")),
+        with("explanation", json!("   ")),
+        with("explanation", json!("bell \u{7}")),
+        with("options", json!(["0 then 1"])),
+        with("options", json!(["a", "b", "c", "d", "e", "f", "0 then 1"])),
+        with("options", json!(["0 then 1", "0 then 1", "x"])),
+        with("options", json!(["0 then 1", "two\nlines", "x"])),
+        with("options", json!(["0 then 1", "", "x"])),
+        with("correct_answer", json!(" 0 then 1")),
+    ];
+    let mut accepted = 0;
+    for question in cases {
+        let parsed: Question = serde_json::from_value(question.clone()).unwrap();
+        let validator_accepts = validate_questions(&[parsed], &request).is_ok();
+        accepted += usize::from(validator_accepts);
+        let schema_accepts = schema_errors(
+            "response-event.schema.json",
+            &completed_with(json!([question.clone()])),
+        )
+        .is_empty();
+        assert_eq!(schema_accepts, validator_accepts, "{question}");
+    }
+    assert_eq!(accepted, 1, "only the good question passes");
+    // The rules it cannot (Markdown, tells, one option "all of the above"): the validator is
+    // the stricter, never the other way round.
+    let markdown = with("question", json!("Is `x` set?"));
+    assert!(
+        schema_errors(
+            "response-event.schema.json",
+            &completed_with(json!([markdown.clone()]))
+        )
+        .is_empty()
+    );
+    let parsed: Question = serde_json::from_value(markdown).unwrap();
+    assert!(validate_questions(&[parsed], &request).is_err());
+}
