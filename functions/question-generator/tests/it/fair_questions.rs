@@ -15,26 +15,13 @@ use qgen_contract::prompt::PromptData;
 use qgen_testkit::{
     AnswersAsAsked, GeminiStandIn, RecordingPublisher, assert_matches_schema, gemini_reply, sample_questions,
 };
-use question_generator::config::GeneratorConfig;
-use question_generator::gemini::GeminiClient;
 use question_generator::handler::Generator;
 use rdkafka::message::OwnedMessage;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use wiremock::{Request, Respond, ResponseTemplate};
 
-fn config(gemini_url: &str) -> GeneratorConfig {
-    let vars = HashMap::from([
-        ("KAFKA_BOOTSTRAP_SERVERS", "unused:9092".to_owned()),
-        ("GEMINI_BASE_URL", gemini_url.to_owned()),
-        ("GEMINI_MAX_ATTEMPTS", "3".to_owned()),
-        ("GEMINI_BACKOFF_BASE_MS", "1".to_owned()),
-        ("GEMINI_BACKOFF_MAX_MS", "5".to_owned()),
-        ("GEMINI_BREAKER_THRESHOLD", "1000".to_owned()),
-    ]);
-    GeneratorConfig::from_lookup(|var| vars.get(var).cloned()).unwrap()
-}
+use super::generator::{config, gemini};
 
 /// One record per request id, each asking for `n` medium questions about "Topic <i>".
 fn batch(request_ids: &[String], n: u32) -> KafkaEvent {
@@ -66,8 +53,8 @@ fn batch(request_ids: &[String], n: u32) -> KafkaEvent {
 /// Answers `request_ids` once through a fresh handler; the `eventData` of each response, by
 /// request id, each checked against the documented schema.
 async fn answer(stand_in: &GeminiStandIn, request_ids: &[String], n: u32) -> HashMap<String, Value> {
-    let config = config(&stand_in.base_url());
-    let client = GeminiClient::new(&config.gemini, SecretString::from("test-key")).unwrap();
+    let config = config("unused:9092", &stand_in.base_url(), 16);
+    let client = gemini(&config);
     let publisher = RecordingPublisher::new();
     let generator = Generator::new(client, &publisher, &config);
     let report = generator

@@ -32,7 +32,7 @@ const POISON: &str = include_str!("../../../../events/msk-batch-poison.json");
 
 /// Fast Gemini settings: millisecond backoff, three attempts, and a breaker that stays out of
 /// the way (it has tests of its own in `tests/gemini.rs`).
-fn config(bootstrap: &str, gemini_url: &str, concurrency: usize) -> GeneratorConfig {
+pub(super) fn config(bootstrap: &str, gemini_url: &str, concurrency: usize) -> GeneratorConfig {
     config_with(bootstrap, gemini_url, concurrency, &[])
 }
 
@@ -57,7 +57,7 @@ fn config_with(
     GeneratorConfig::from_lookup(|var| vars.get(var).cloned()).unwrap()
 }
 
-fn gemini(config: &GeneratorConfig) -> GeminiClient {
+pub(super) fn gemini(config: &GeneratorConfig) -> GeminiClient {
     GeminiClient::new(&config.gemini, SecretString::from("test-key")).unwrap()
 }
 

@@ -84,19 +84,22 @@ pub fn validate_questions(questions: &[Question], request: &GenerationRequest) -
             question: questions[earlier].question.clone(),
             how,
         };
-        if let Some(&earlier) = texts.get(&question_key(&q.question)) {
+        if let Some(earlier) = texts.insert(question_key(&q.question), index) {
             return Err(duplicate(earlier, "the same question"));
         }
-        texts.insert(question_key(&q.question), index);
-        let mut options: Vec<String> = q.options.iter().map(|o| option_key(o)).collect();
-        options.sort_unstable();
-        let answer = (option_key(&q.correct_answer), options);
-        if let Some(&earlier) = answers.get(&answer) {
+        let answer = (option_key(&q.correct_answer), option_keys(q));
+        if let Some(earlier) = answers.insert(answer, index) {
             return Err(duplicate(earlier, "the same options and correct answer"));
         }
-        answers.insert(answer, index);
     }
     Ok(())
+}
+
+/// The question's options as compared with each other ([`option_key`]), sorted.
+fn option_keys(q: &Question) -> Vec<String> {
+    let mut keys: Vec<String> = q.options.iter().map(|o| option_key(o)).collect();
+    keys.sort_unstable();
+    keys
 }
 
 /// The rules of one question on its own.
@@ -113,8 +116,7 @@ fn check_question(q: &Question, request: &GenerationRequest) -> Result<(), Strin
     for (i, option) in q.options.iter().enumerate() {
         field(&format!("option {i}"), option, Lines::One)?;
     }
-    let mut unique: Vec<String> = q.options.iter().map(|o| option_key(o)).collect();
-    unique.sort_unstable();
+    let mut unique = option_keys(q);
     unique.dedup();
     if unique.len() != q.options.len() {
         return Err("options are not unique".into());
