@@ -138,6 +138,16 @@ impl Metrics {
         if SILENCED.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
+        let captured = CAPTURED.with_borrow_mut(|records| match records {
+            Some(records) => {
+                records.push(self.to_json(0));
+                true
+            }
+            None => false,
+        });
+        if captured {
+            return;
+        }
         let now = chrono::Utc::now().timestamp_millis();
         // `println!` holds the stdout lock for the whole line (no interleaving with log lines)
         // and, unlike a raw write, is captured by the test harness.
@@ -151,6 +161,39 @@ static SILENCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 /// (the local stack) rather than CloudWatch.
 pub fn silence() {
     SILENCED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+thread_local! {
+    static CAPTURED: std::cell::RefCell<Option<Vec<Value>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Records emitted on this thread while a [`Capture`] lives, instead of on stdout: how tests
+/// read the metrics the code emits (a `#[tokio::test]` runs its tasks on the test's thread).
+#[derive(Debug)]
+pub struct Capture {
+    // Bound to the thread that made it.
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+/// Starts capturing this thread's records (see [`Capture`]); dropping it stops.
+pub fn capture() -> Capture {
+    CAPTURED.with_borrow_mut(|records| *records = Some(Vec::new()));
+    Capture {
+        _thread: std::marker::PhantomData,
+    }
+}
+
+impl Capture {
+    /// The EMF documents emitted so far (stamped 0), oldest first.
+    pub fn records(&self) -> Vec<Value> {
+        CAPTURED.with_borrow(|records| records.clone().unwrap_or_default())
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        CAPTURED.with_borrow_mut(|records| *records = None);
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +232,23 @@ mod tests {
         assert_eq!(doc["Rejected"], 1.0);
         assert_eq!(doc["PublishLatency"], 2.5);
         assert_eq!(doc["request_id"], "req-1");
+    }
+
+    #[test]
+    fn a_capture_takes_this_threads_records_until_it_is_dropped() {
+        let capture = capture();
+        Metrics::new("question-generator").count("Records", 4).emit();
+        let other = std::thread::spawn(|| {
+            Metrics::new("question-api").count("Accepted", 1).emit();
+        });
+        other.join().unwrap();
+
+        let records = capture.records();
+        drop(capture);
+
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(records[0]["Records"], 4.0);
+        assert!(CAPTURED.with_borrow(Option::is_none));
     }
 
     #[test]
