@@ -225,7 +225,7 @@ async fn question_source(config: &GeneratorConfig) -> Result<LocalSource, StackE
         return Ok(LocalSource::Offline(OfflineSource));
     }
     let key = api_key(&config.gemini.api_key, SecretsClient::from_env()).await?;
-    tracing::info!(model = %config.gemini.model, base_url = %config.gemini.base_url, "questions from Gemini");
+    tracing::info!(models = %config.gemini.models.join(","), base_url = %config.gemini.base_url, "questions from Gemini");
     Ok(LocalSource::Gemini(Box::new(GeminiClient::new(
         &config.gemini,
         key,

@@ -6,10 +6,14 @@
 //! through (half-open): its success closes the circuit, its failure opens it for another
 //! cool-down. A probe that never reports (its invocation ended) is replaced after a cool-down.
 //!
+//! A used-up per-day quota trips it at once ([`CircuitBreaker::trip`]): no call before the next
+//! probe could succeed, so the window costs one call, not one per request, and every refusal
+//! names the quota.
+//!
 //! Time comes from a [`Clock`], so tests move it by hand instead of sleeping.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::BreakerConfig;
@@ -93,19 +97,24 @@ impl State {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// The quota that tripped the breaker, when one did.
+type Quota = Option<Arc<str>>;
+
+#[derive(Debug, Clone)]
 enum Inner {
     Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen { probe_since: Instant },
+    Open { until: Instant, quota: Quota },
+    HalfOpen { probe_since: Instant, quota: Quota },
 }
 
 /// The call was refused: the circuit is open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("circuit breaker open: gemini failed repeatedly; retry after {retry_in:?}")]
 pub struct Refused {
     /// How long until a probe may be let through.
     pub retry_in: Duration,
+    /// The used-up quota that opened the circuit ([`CircuitBreaker::trip`]), if that was why.
+    pub quota: Option<Arc<str>>,
 }
 
 /// Counts consecutive failures and decides whether a call may go out.
@@ -139,16 +148,23 @@ impl CircuitBreaker {
     pub fn admit(&self) -> Result<(), Refused> {
         let now = self.clock.now();
         let mut inner = self.lock();
-        match *inner {
+        match &*inner {
             Inner::Closed { .. } => Ok(()),
-            Inner::Open { until } if now < until => Err(Refused {
-                retry_in: until - now,
+            Inner::Open { until, quota } if now < *until => Err(Refused {
+                retry_in: *until - now,
+                quota: quota.clone(),
             }),
-            Inner::HalfOpen { probe_since } if now < probe_since + self.config.cooldown => Err(Refused {
-                retry_in: probe_since + self.config.cooldown - now,
-            }),
-            Inner::Open { .. } | Inner::HalfOpen { .. } => {
-                *inner = Inner::HalfOpen { probe_since: now };
+            Inner::HalfOpen { probe_since, quota } if now < *probe_since + self.config.cooldown => {
+                Err(Refused {
+                    retry_in: *probe_since + self.config.cooldown - now,
+                    quota: quota.clone(),
+                })
+            }
+            Inner::Open { quota, .. } | Inner::HalfOpen { quota, .. } => {
+                *inner = Inner::HalfOpen {
+                    probe_since: now,
+                    quota: quota.clone(),
+                };
                 tracing::info!(
                     breaker_state = State::HalfOpen.as_str(),
                     "gemini circuit breaker letting a probe through"
@@ -183,18 +199,48 @@ impl CircuitBreaker {
             *inner = Inner::Closed { failures };
             return;
         }
-        let was_open = matches!(*inner, Inner::Open { .. });
+        // A late report never shortens a window, nor hides the quota that opened it.
+        if let Inner::Open { until, .. } = &mut *inner {
+            *until = (*until).max(now + self.config.cooldown);
+            return;
+        }
         *inner = Inner::Open {
             until: now + self.config.cooldown,
+            quota: None,
         };
-        if !was_open {
-            tracing::warn!(
-                breaker_state = State::Open.as_str(),
-                failures,
-                cooldown_ms = self.config.cooldown.as_millis() as u64,
-                "gemini circuit breaker opened"
-            );
-        }
+        tracing::warn!(
+            breaker_state = State::Open.as_str(),
+            failures,
+            cooldown_ms = self.config.cooldown.as_millis() as u64,
+            "gemini circuit breaker opened"
+        );
+    }
+
+    /// Gemini's `quota` is used up for longer than a retry could wait: open the circuit now,
+    /// whatever the count, for `at_least` (Gemini's `retryDelay`) or a cool-down if longer.
+    /// Returns how long it stays open.
+    pub fn trip(&self, at_least: Duration, quota: &str) -> Duration {
+        let now = self.clock.now();
+        let until = now + at_least.max(self.config.cooldown);
+        let mut inner = self.lock();
+        let until = match &*inner {
+            Inner::Open {
+                until: open_until, ..
+            } => until.max(*open_until),
+            _ => until,
+        };
+        *inner = Inner::Open {
+            until,
+            quota: Some(quota.into()),
+        };
+        let open_for = until - now;
+        tracing::warn!(
+            breaker_state = State::Open.as_str(),
+            quota,
+            open_ms = open_for.as_millis() as u64,
+            "gemini circuit breaker opened: a quota is used up"
+        );
+        open_for
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -206,7 +252,6 @@ impl CircuitBreaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn breaker(threshold: u32, cooldown_ms: u64) -> (CircuitBreaker, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new());
@@ -231,7 +276,8 @@ mod tests {
         assert_eq!(
             breaker.admit(),
             Err(Refused {
-                retry_in: Duration::from_millis(1_000)
+                retry_in: Duration::from_millis(1_000),
+                quota: None,
             })
         );
     }
@@ -283,6 +329,41 @@ mod tests {
         assert!(breaker.admit().is_err());
         clock.advance(Duration::from_millis(1));
         assert!(breaker.admit().is_ok());
+    }
+
+    #[test]
+    fn a_used_up_quota_opens_at_once_for_the_longer_of_its_delay_and_the_cooldown() {
+        let (breaker, clock) = breaker(5, 1_000);
+
+        let open_for = breaker.trip(Duration::from_millis(3_000), "PerDay");
+
+        assert_eq!(open_for, Duration::from_millis(3_000));
+        assert_eq!(breaker.state(), State::Open);
+        assert_eq!(
+            breaker.admit(),
+            Err(Refused {
+                retry_in: Duration::from_millis(3_000),
+                quota: Some("PerDay".into()),
+            })
+        );
+        // A late failure report neither shortens the window nor forgets the quota.
+        breaker.record_failure();
+        clock.advance(Duration::from_millis(2_999));
+        assert_eq!(breaker.admit().unwrap_err().quota.as_deref(), Some("PerDay"));
+        clock.advance(Duration::from_millis(1));
+        assert!(breaker.admit().is_ok(), "the probe");
+        assert_eq!(breaker.admit().unwrap_err().quota.as_deref(), Some("PerDay"));
+        breaker.record_success();
+        assert!(breaker.admit().is_ok());
+
+        assert_eq!(
+            breaker.trip(Duration::from_millis(10), "PerDay"),
+            Duration::from_millis(1_000)
+        );
+        assert_eq!(
+            breaker.admit().unwrap_err().retry_in,
+            Duration::from_millis(1_000)
+        );
     }
 
     #[test]

@@ -10,8 +10,68 @@ use secrecy::SecretString;
 
 /// Google's Gemini endpoint.
 pub const DEFAULT_GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com";
-/// Default model; models retire often, so this is a setting.
+/// Default model; models retire often, so this is a setting (a list: the next is used when
+/// Gemini answers 404 for one).
 pub const DEFAULT_GEMINI_MODEL: &str = "gemini-3.6-flash";
+/// Default thinking level: see [`ThinkingLevel`] and the README ("Gemini's thinking").
+pub const DEFAULT_THINKING_LEVEL: ThinkingLevel = ThinkingLevel::Low;
+
+/// How much a Gemini 3 model thinks before it answers (`generationConfig.thinkingConfig.
+/// thinkingLevel`): the levels Google documents for Gemini 3.5 and 3.6 Flash, whose default is
+/// `MEDIUM` (<https://ai.google.dev/gemini-api/docs/whats-new-gemini-3.6>,
+/// <https://ai.google.dev/gemini-api/docs/thinking>; the enum:
+/// <https://googleapis.github.io/js-genai/release_docs/enums/types.ThinkingLevel.html>). Thinking
+/// tokens are billed as output tokens and add latency; quiz questions at a stated difficulty,
+/// checked by our own rules afterwards, need little of it. Gemini 3.7 and 3.8 Flash have no
+/// `MINIMAL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThinkingLevel {
+    /// As little thinking as the model allows.
+    Minimal,
+    /// Low latency and cost; for simple instruction following.
+    Low,
+    /// Balanced (Gemini 3 Flash's own default).
+    Medium,
+    /// The most reasoning, the slowest.
+    High,
+}
+
+impl ThinkingLevel {
+    /// Every level, in order.
+    pub const ALL: [ThinkingLevel; 4] = [
+        ThinkingLevel::Minimal,
+        ThinkingLevel::Low,
+        ThinkingLevel::Medium,
+        ThinkingLevel::High,
+    ];
+
+    /// The value of `thinkingLevel` on the wire: the API's enum name, in capitals, which
+    /// every surface accepts (AI Studio refused lower case where the API took both).
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            ThinkingLevel::Minimal => "MINIMAL",
+            ThinkingLevel::Low => "LOW",
+            ThinkingLevel::Medium => "MEDIUM",
+            ThinkingLevel::High => "HIGH",
+        }
+    }
+
+    /// The value of `GEMINI_THINKING_LEVEL` (read in any case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThinkingLevel::Minimal => "minimal",
+            ThinkingLevel::Low => "low",
+            ThinkingLevel::Medium => "medium",
+            ThinkingLevel::High => "high",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|level| level.as_str().eq_ignore_ascii_case(value.trim()))
+    }
+}
 
 /// Where the Gemini API key comes from.
 #[derive(Debug, Clone)]
@@ -27,8 +87,10 @@ pub enum ApiKeySource {
 /// Settings of the Gemini client.
 #[derive(Debug, Clone)]
 pub struct GeminiConfig {
-    /// `GEMINI_MODEL`.
-    pub model: String,
+    /// `GEMINI_MODEL`: the model, then its fallbacks (`a,b`), never empty.
+    pub models: Vec<String>,
+    /// `GEMINI_THINKING_LEVEL`.
+    pub thinking_level: ThinkingLevel,
     /// `GEMINI_BASE_URL`, without a trailing slash.
     pub base_url: String,
     /// The key.
@@ -111,7 +173,15 @@ impl GeneratorConfig {
         Ok(GeneratorConfig {
             kafka: KafkaConfig::read(&vars)?,
             gemini: GeminiConfig {
-                model: vars.or("GEMINI_MODEL", DEFAULT_GEMINI_MODEL),
+                models: models(&vars.or("GEMINI_MODEL", DEFAULT_GEMINI_MODEL))?,
+                thinking_level: match vars.get("GEMINI_THINKING_LEVEL") {
+                    None => DEFAULT_THINKING_LEVEL,
+                    Some(value) => ThinkingLevel::parse(&value).ok_or_else(|| ConfigError::Invalid {
+                        var: "GEMINI_THINKING_LEVEL",
+                        value,
+                        reason: "expected minimal, low, medium or high".into(),
+                    })?,
+                },
                 base_url: base_url.trim_end_matches('/').to_owned(),
                 api_key,
                 request_timeout: Duration::from_millis(vars.number(
@@ -164,6 +234,25 @@ impl GeneratorConfig {
     }
 }
 
+/// `GEMINI_MODEL` as a list: comma-separated model names, each a path segment of the endpoint.
+fn models(value: &str) -> Result<Vec<String>, ConfigError> {
+    let models: Vec<String> = value.split(',').map(|m| m.trim().to_owned()).collect();
+    let valid = |m: &String| {
+        !m.is_empty()
+            && m.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    };
+    if models.iter().all(valid) {
+        Ok(models)
+    } else {
+        Err(ConfigError::Invalid {
+            var: "GEMINI_MODEL",
+            value: value.to_owned(),
+            reason: "expected model names separated by commas, e.g. gemini-3.6-flash,gemini-3-flash".into(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,7 +267,8 @@ mod tests {
         assert_eq!(config.kafka.response_topic, "question.response");
         assert_eq!(config.kafka.dlq_topic, "question.request.dlq");
         assert_eq!(config.kafka.security_protocol, SecurityProtocol::Plaintext);
-        assert_eq!(config.gemini.model, DEFAULT_GEMINI_MODEL);
+        assert_eq!(config.gemini.models, [DEFAULT_GEMINI_MODEL]);
+        assert_eq!(config.gemini.thinking_level, ThinkingLevel::Low);
         assert_eq!(config.gemini.base_url, DEFAULT_GEMINI_BASE_URL);
         assert!(matches!(config.gemini.api_key, ApiKeySource::None));
         assert_eq!(config.concurrency, 16);
@@ -214,6 +304,11 @@ mod tests {
             ("GEMINI_BACKOFF_BASE_MS", "0"),
             ("GEMINI_BREAKER_THRESHOLD", "0"),
             ("GEMINI_BREAKER_COOLDOWN_MS", "soon"),
+            ("GEMINI_THINKING_LEVEL", "none"),
+            ("GEMINI_THINKING_LEVEL", "1024"),
+            ("GEMINI_MODEL", "gemini-a,,gemini-b"),
+            ("GEMINI_MODEL", "gemini-3.6-flash,"),
+            ("GEMINI_MODEL", "models/../x"),
         ] {
             let err = GeneratorConfig::from_lookup(lookup(&[("KAFKA_BOOTSTRAP_SERVERS", "b"), (var, value)]))
                 .unwrap_err();
@@ -271,6 +366,42 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_model_list_and_every_documented_thinking_level_are_read() {
+        let config = GeneratorConfig::from_lookup(lookup(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b"),
+            ("GEMINI_MODEL", "gemini-3.6-flash, gemini-3-flash"),
+        ]))
+        .unwrap();
+        assert_eq!(config.gemini.models, ["gemini-3.6-flash", "gemini-3-flash"]);
+        for (value, level) in [
+            ("minimal", ThinkingLevel::Minimal),
+            ("low", ThinkingLevel::Low),
+            ("MEDIUM", ThinkingLevel::Medium),
+            ("high", ThinkingLevel::High),
+        ] {
+            let config = GeneratorConfig::from_lookup(lookup(&[
+                ("KAFKA_BOOTSTRAP_SERVERS", "b"),
+                ("GEMINI_THINKING_LEVEL", value),
+            ]))
+            .unwrap();
+            assert_eq!(config.gemini.thinking_level, level, "{value}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_thinking_level_is_refused_with_the_levels_it_takes() {
+        let err = GeneratorConfig::from_lookup(lookup(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b"),
+            ("GEMINI_THINKING_LEVEL", "dynamic"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "GEMINI_THINKING_LEVEL=\"dynamic\" is invalid: expected minimal, low, medium or high"
+        );
     }
 
     #[test]

@@ -45,6 +45,20 @@ pub enum GenerationError {
         #[source]
         source: Option<Cause>,
     },
+    /// A per-day Gemini quota is used up: no retry within the invocation can succeed. Google
+    /// resets per-day quotas at midnight Pacific time
+    /// (<https://ai.google.dev/gemini-api/docs/rate-limits>).
+    #[error(
+        "gemini quota {quota} is used up; Google resets per-day quotas at midnight Pacific time \
+         (08:00 UTC, 07:00 UTC in summer); this function calls Gemini again in {}s",
+        retry_in.as_secs()
+    )]
+    QuotaExhausted {
+        /// The `quotaId` Gemini named, e.g. `GenerateRequestsPerDayPerProjectPerModel`.
+        quota: String,
+        /// When the circuit breaker lets the next call through.
+        retry_in: std::time::Duration,
+    },
     /// Gemini refused the prompt or stopped generating for safety reasons.
     #[error("gemini blocked the request: {0}")]
     Blocked(String),
@@ -91,6 +105,7 @@ impl GenerationError {
     pub fn code(&self) -> ErrorCode {
         match self {
             GenerationError::Unavailable { .. } => ErrorCode::GeminiUnavailable,
+            GenerationError::QuotaExhausted { .. } => ErrorCode::GeminiQuotaExhausted,
             GenerationError::Blocked(_) => ErrorCode::GeminiBlocked,
             GenerationError::Rejected { .. } => ErrorCode::GeminiRejected,
             GenerationError::InvalidOutput { .. } => ErrorCode::InvalidModelOutput,
@@ -102,6 +117,8 @@ impl GenerationError {
     pub fn retryable(&self) -> bool {
         match self {
             GenerationError::Unavailable { .. } | GenerationError::DeadlineExceeded => true,
+            // Once the quota is reset (or raised).
+            GenerationError::QuotaExhausted { .. } => true,
             // A model's output varies from call to call.
             GenerationError::InvalidOutput { .. } => true,
             GenerationError::Blocked(_) | GenerationError::Rejected { .. } => false,
@@ -185,6 +202,43 @@ mod tests {
         assert_eq!(
             GenerationError::unavailable("timed out").message(),
             "gemini unavailable: timed out"
+        );
+    }
+
+    #[test]
+    fn every_error_has_its_stable_code_and_retryable_flag() {
+        let quota = GenerationError::QuotaExhausted {
+            quota: "GenerateRequestsPerDayPerProjectPerModel".into(),
+            retry_in: std::time::Duration::from_secs(30),
+        };
+        let rejected = GenerationError::Rejected {
+            status: 403,
+            message: "denied".into(),
+        };
+        for (error, code, retryable) in [
+            (GenerationError::unavailable("x"), "gemini_unavailable", true),
+            (quota.clone(), "gemini_quota_exhausted", true),
+            (GenerationError::Blocked("SAFETY".into()), "gemini_blocked", false),
+            (rejected, "gemini_rejected", false),
+            (
+                GenerationError::invalid_output("x", None),
+                "invalid_model_output",
+                true,
+            ),
+            (GenerationError::DeadlineExceeded, "deadline_exceeded", true),
+        ] {
+            let response = error.to_response_error();
+            assert_eq!(
+                (response.code.as_str(), response.retryable),
+                (code, retryable),
+                "{error}"
+            );
+        }
+        assert_eq!(
+            quota.message(),
+            "gemini quota GenerateRequestsPerDayPerProjectPerModel is used up; Google resets \
+             per-day quotas at midnight Pacific time (08:00 UTC, 07:00 UTC in summer); this \
+             function calls Gemini again in 30s"
         );
     }
 }

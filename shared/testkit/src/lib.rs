@@ -30,7 +30,9 @@ mod records;
 pub use brokers::{MockBroker, SERVICE_TOPICS, TansuBroker, free_port};
 pub use contracts::{assert_matches_schema, contract, schema_errors};
 pub use fixtures::{env_lookup, sample_request};
-pub use gemini::{AnswersAsAsked, GeminiStandIn, gemini_reply, sample_questions};
+pub use gemini::{
+    AnswersAsAsked, GeminiStandIn, answer_with_usage, gemini_error, gemini_reply, sample_questions,
+};
 pub use logs::{LogBuffer, capture_logs};
 pub use moto::{MotoServer, dynamodb_client};
 pub use publisher::{PublishedRecord, RecordingPublisher};

@@ -1,16 +1,21 @@
 //! One HTTP call to `generateContent` and what it came to. Classifying every outcome into an
 //! [`Attempt`] here keeps the retry policy ([`super::policy`]) free of status codes and
-//! reqwest's errors.
+//! reqwest's errors. Status codes as Gemini documents them:
+//! <https://ai.google.dev/gemini-api/docs/troubleshooting>.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use qgen_adapters::telemetry::Metrics;
 use qgen_contract::events::{GenerationRequest, Question};
 use reqwest::header::RETRY_AFTER;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::GeminiClient;
-use super::reply::{Usage, error_message, read_reply};
+use super::error_body::read_error;
+use super::reply::{Usage, read_reply};
+use crate::handler::SERVICE;
 use crate::retry::parse_retry_after;
 use crate::source::{Cause, GenerationError, cause};
 
@@ -18,37 +23,45 @@ use crate::source::{Cause, GenerationError, cause};
 pub(super) enum Attempt {
     /// Valid questions.
     Questions(Vec<Question>),
-    /// Worth the same call again after a wait: 429, 500, 503, 504, timeouts, connection errors.
+    /// Worth the same call again after a wait: 408, 429 (but a per-day quota), 500, 503, 504,
+    /// timeouts, connection errors.
     Transient {
         /// What failed, in a few words.
         reason: String,
         /// The transport error, when the call itself failed.
         source: Option<Cause>,
-        /// The server's `Retry-After`, which wins over the computed backoff.
+        /// How long the server asked us to wait: Gemini's `RetryInfo.retryDelay`, or a proxy's
+        /// `Retry-After`. It wins over the computed backoff.
         retry_after: Option<Duration>,
     },
     /// The model answered, but the answer is unusable: worth one repair call.
     Unusable(GenerationError),
+    /// Gemini does not serve the model (404) and `GEMINI_MODEL` names another: call it at once.
+    NextModel,
     /// Final: another call would get the same answer.
     Final(GenerationError),
 }
 
-/// Totals over the calls made for one request, recorded on the request's span.
+/// Totals over the calls made for one request, recorded on the request's span and emitted as
+/// metrics per model.
 #[derive(Default)]
 pub(super) struct Tally {
     calls: u64,
     latency_ms: u64,
     usage: Usage,
+    /// The model of the last call.
+    model: Option<String>,
 }
 
 impl Tally {
-    /// Counts one call.
-    fn add(&mut self, latency_ms: u64, usage: Usage) {
+    /// Counts one call to `model`.
+    fn add(&mut self, model: &str, latency_ms: u64, usage: Usage) {
         self.calls += 1;
         self.latency_ms += latency_ms;
-        self.usage.prompt_token_count += usage.prompt_token_count;
-        self.usage.candidates_token_count += usage.candidates_token_count;
-        self.usage.total_token_count += usage.total_token_count;
+        self.usage.add(usage);
+        if self.model.as_deref() != Some(model) {
+            self.model = Some(model.to_owned());
+        }
     }
 
     /// Writes the totals on the current span (the request's).
@@ -56,9 +69,38 @@ impl Tally {
         let span = tracing::Span::current();
         span.record("gemini_calls", self.calls);
         span.record("gemini_latency_ms", self.latency_ms);
+        if let Some(model) = &self.model {
+            span.record("gemini_model", model.as_str());
+        }
         span.record("prompt_tokens", self.usage.prompt_token_count);
+        span.record("cached_tokens", self.usage.cached_content_token_count);
         span.record("output_tokens", self.usage.candidates_token_count);
+        span.record("thoughts_tokens", self.usage.thoughts_token_count);
         span.record("total_tokens", self.usage.total_token_count);
+    }
+
+    /// The totals as one EMF record with the dimension `Model` (the model of the last call), or
+    /// nothing when no call was made. What a request costs is a sum over these metrics (README,
+    /// "What a request costs").
+    pub(super) fn metrics(&self) -> Option<Metrics> {
+        let model = self.model.as_ref()?;
+        Some(
+            Metrics::new(SERVICE)
+                .dimension("Model", model.as_str())
+                .count("GeminiCalls", self.calls)
+                .duration("GeminiLatency", Duration::from_millis(self.latency_ms))
+                .count("GeminiPromptTokens", self.usage.prompt_token_count)
+                .count("GeminiCachedTokens", self.usage.cached_content_token_count)
+                .count("GeminiOutputTokens", self.usage.candidates_token_count)
+                .count("GeminiThoughtsTokens", self.usage.thoughts_token_count),
+        )
+    }
+
+    /// Emits [`Tally::metrics`].
+    pub(super) fn emit(&self) {
+        if let Some(metrics) = self.metrics() {
+            metrics.emit();
+        }
     }
 }
 
@@ -71,11 +113,13 @@ impl GeminiClient {
         deadline: Instant,
         tally: &mut Tally,
     ) -> Attempt {
+        let index = self.current.load(Ordering::Relaxed);
+        let model = &self.models[index];
         let remaining = deadline.saturating_duration_since(Instant::now());
         let started = Instant::now();
         let sent = self
             .http
-            .post(&self.endpoint)
+            .post(&model.endpoint)
             .header("x-goog-api-key", self.api_key.clone())
             .timeout(self.timeout.min(remaining))
             .json(body)
@@ -97,12 +141,12 @@ impl GeminiClient {
         let (status, retry_after, reply) = match received {
             Ok(received) => received,
             Err(e) => {
-                tally.add(latency_ms, Usage::default());
+                tally.add(&model.name, latency_ms, Usage::default());
                 self.breaker.record_failure();
                 // Without its URL, as everything this function logs.
                 let e = e.without_url();
                 let reason = describe(&e);
-                tracing::warn!(latency_ms, reason, error = %e, "gemini call failed");
+                tracing::warn!(model = %model.name, latency_ms, reason, error = %e, "gemini call failed");
                 return Attempt::Transient {
                     reason: reason.to_owned(),
                     source: Some(cause(e)),
@@ -110,57 +154,95 @@ impl GeminiClient {
                 };
             }
         };
-        let (usage, outcome) = if status == 200 {
-            read_reply(&reply, request)
-        } else {
-            (Usage::default(), Ok(Vec::new()))
-        };
-        tally.add(latency_ms, usage);
         if status == 200 {
+            let (usage, outcome) = read_reply(&reply, request);
+            tally.add(&model.name, latency_ms, usage);
             tracing::info!(
                 status,
+                model = %model.name,
                 latency_ms,
                 prompt_tokens = usage.prompt_token_count,
+                cached_tokens = usage.cached_content_token_count,
                 output_tokens = usage.candidates_token_count,
+                thoughts_tokens = usage.thoughts_token_count,
                 total_tokens = usage.total_token_count,
                 "gemini answered"
             );
-        } else {
-            tracing::warn!(status, latency_ms, "gemini answered with an error status");
+            self.breaker.record_success();
+            return match outcome {
+                Ok(questions) => Attempt::Questions(questions),
+                Err(error) => Attempt::Unusable(error),
+            };
         }
-        if status == 429 || status >= 500 {
+        tally.add(&model.name, latency_ms, Usage::default());
+        let error = read_error(&reply);
+        tracing::warn!(status, model = %model.name, latency_ms, message = %error.message, "gemini answered with an error status");
+        if let (429, Some(quota)) = (status, &error.daily_quota) {
+            // Waiting cannot help before the quota resets: stop every call of this environment
+            // for a window instead of spending one call per request.
+            let retry_in = self.breaker.trip(error.retry_delay.unwrap_or_default(), quota);
+            return Attempt::Final(GenerationError::QuotaExhausted {
+                quota: quota.clone(),
+                retry_in,
+            });
+        }
+        // 408: a proxy or front end gave up waiting for the request; RFC 9110 §15.5.9 lets the
+        // client repeat it. Google does not list it for Gemini; we treat it as a timeout.
+        if matches!(status, 408 | 429 | 500 | 503 | 504) {
+            self.breaker.record_failure();
+            return Attempt::Transient {
+                reason: format!("status {status}: {}", error.message),
+                source: None,
+                retry_after: error.retry_delay.or(retry_after),
+            };
+        }
+        if status >= 500 {
             self.breaker.record_failure();
         } else {
+            // Gemini is up, whatever it thinks of the call.
             self.breaker.record_success();
         }
         match status {
-            200 => match outcome {
-                Ok(questions) => Attempt::Questions(questions),
-                Err(error) => Attempt::Unusable(error),
-            },
-            429 | 500 | 503 | 504 => Attempt::Transient {
-                reason: format!("status {status}: {}", error_message(&reply)),
-                source: None,
-                retry_after,
-            },
+            404 if self.fall_back(index) => Attempt::NextModel,
             400 | 401 | 403 | 404 => {
                 if status == 404 {
                     tracing::error!(
-                        model = %self.model,
-                        endpoint = %self.endpoint,
-                        "configuration error: gemini does not know this model; check GEMINI_MODEL"
+                        model = %model.name,
+                        "configuration error: gemini does not serve this model and GEMINI_MODEL names no other; check GEMINI_MODEL"
                     );
                 }
                 Attempt::Final(GenerationError::Rejected {
                     status,
-                    message: error_message(&reply),
+                    message: error.message,
                 })
             }
             _ => Attempt::Final(GenerationError::unavailable(format!(
                 "status {status}: {}",
-                error_message(&reply)
+                error.message
             ))),
         }
+    }
+
+    /// Gemini answered 404 for the model at `index`: moves on to the next model of
+    /// `GEMINI_MODEL`, if there is one, for this request and every later one of the execution
+    /// environment. Logs the configuration error once, whichever request saw it first.
+    fn fall_back(&self, index: usize) -> bool {
+        let next = index + 1;
+        if next >= self.models.len() {
+            return false;
+        }
+        if self
+            .current
+            .compare_exchange(index, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            tracing::error!(
+                model = %self.models[index].name,
+                next = %self.models[next].name,
+                "configuration error: gemini does not serve this model (retired?); using the next model of GEMINI_MODEL"
+            );
+        }
+        true
     }
 }
 

@@ -2,30 +2,41 @@
 //!
 //! Building the call and reading the reply are pure functions ([`build_request`],
 //! [`build_repair_request`], [`parse_reply`]); [`GeminiClient`] adds HTTP and the failure
-//! policy of docs/DESIGN.md: 429/500/503/504 and timeouts retried with backoff ([`crate::retry`])
-//! within the caller's deadline; an unusable answer (schema, count, a finish other than `STOP`,
-//! a blocked prompt) gets one repair call; 400/403/404 are final; and a
-//! [`crate::breaker::CircuitBreaker`] stops all calls for a while after repeated failures. The
-//! response schema is generated from the Rust [`Question`] type, so the contract with the model
-//! and with our consumers is one type.
+//! policy of docs/DESIGN.md: 408/429/500/503/504 and timeouts retried with backoff
+//! ([`crate::retry`]) or after Gemini's own `retryDelay`, within the caller's deadline; a used-up
+//! per-day quota is final and trips the [`crate::breaker::CircuitBreaker`], which otherwise stops
+//! all calls for a while after repeated failures; an unusable answer (schema, count, a finish
+//! other than `STOP`, a blocked prompt) gets one repair call; a 404 moves on to the next model of
+//! `GEMINI_MODEL`, and 400/403 and a 404 for the last model are final. The response schema is
+//! generated from the Rust [`Question`] type, so the contract with the model and with our
+//! consumers is one type.
+//!
+//! Calls use the standard service tier. The Flex tier (half the price) targets 1–15 minutes and is
+//! best-effort, so a call could not be bounded by a 180 s invocation with time left to fall back
+//! (<https://ai.google.dev/gemini-api/docs/optimization>,
+//! <https://ai.google.dev/gemini-api/docs/flex-inference>).
 //!
 //! # Layout
 //!
 //! - [`GeminiClient`] (here): the client type, built once per execution environment.
 //! - `schema`: the response schema sent as structured output, generated from [`QuestionSet`].
 //! - `prompt`: the `generateContent` body, with the request quoted as data ([`build_request`]).
-//! - `reply`: reading and checking a reply ([`parse_reply`]), and Gemini's error bodies.
+//! - `reply`: reading and checking a reply ([`parse_reply`]) and its token usage.
+//! - `error_body`: Gemini's error bodies: the message, `RetryInfo` and a per-day `QuotaFailure`.
 //! - `key`: where the API key comes from ([`api_key`]).
-//! - `call`: one HTTP call, classified as questions, transient, unusable or final.
+//! - `call`: one HTTP call, classified as questions, transient, unusable, next model or final,
+//!   and the per-request tally of calls, latency and tokens (span fields and EMF metrics).
 //! - `policy`: retries, the repair call, the deadline and the breaker around the calls.
 
 mod call;
+mod error_body;
 mod key;
 mod policy;
 mod prompt;
 mod reply;
 mod schema;
 
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use qgen_adapters::secrets::SecretsError;
@@ -35,7 +46,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
 use crate::breaker::{CircuitBreaker, Clock, State as BreakerState, SystemClock};
-use crate::config::{GeminiConfig, RetryConfig};
+use crate::config::{GeminiConfig, RetryConfig, ThinkingLevel};
 use crate::source::{GenerationError, QuestionSource};
 use call::Tally;
 
@@ -53,6 +64,9 @@ pub enum BuildError {
     /// The key has characters an HTTP header cannot carry (the key itself is not shown).
     #[error("the Gemini API key is not a valid HTTP header value")]
     InvalidKey,
+    /// The configuration names no model.
+    #[error("GEMINI_MODEL names no model")]
+    NoModel,
     /// Neither variable names a key.
     #[error("set GEMINI_API_KEY_SECRET_ARN or GOOGLE_API_KEY")]
     NoKey,
@@ -61,20 +75,29 @@ pub enum BuildError {
     Secret(#[source] SecretsError),
 }
 
-/// A `generateContent` client for one model, built once per execution environment: it keeps
-/// the HTTP connection pool and the circuit breaker that every invocation shares.
+/// A `generateContent` client, built once per execution environment: it keeps the HTTP
+/// connection pool, the circuit breaker and the model in use, which every invocation shares.
 pub struct GeminiClient {
     http: reqwest::Client,
-    endpoint: String,
-    model: String,
+    models: Vec<Model>,
+    /// Index in `models` of the model in use: it only moves on, after a 404 (a retired model
+    /// does not come back; a new execution environment starts from the first again).
+    current: AtomicUsize,
     api_key: HeaderValue,
     timeout: Duration,
     retry: RetryConfig,
+    thinking: ThinkingLevel,
     breaker: CircuitBreaker,
 }
 
+/// A model of `GEMINI_MODEL` and its `generateContent` URL.
+struct Model {
+    name: String,
+    endpoint: String,
+}
+
 impl GeminiClient {
-    /// A client for `config.model` at `config.base_url`, authenticating with `api_key`.
+    /// A client for `config.models` at `config.base_url`, authenticating with `api_key`.
     pub fn new(config: &GeminiConfig, api_key: SecretString) -> Result<Self, BuildError> {
         Self::with_clock(config, api_key, SystemClock)
     }
@@ -93,18 +116,33 @@ impl GeminiClient {
         let mut key = HeaderValue::from_str(api_key.expose_secret()).map_err(|_| BuildError::InvalidKey)?;
         // Keeps it out of the HTTP stack's own debug output.
         key.set_sensitive(true);
+        if config.models.is_empty() {
+            return Err(BuildError::NoModel);
+        }
+        let models = config
+            .models
+            .iter()
+            .map(|name| Model {
+                name: name.clone(),
+                endpoint: format!("{}/v1beta/models/{name}:generateContent", config.base_url),
+            })
+            .collect();
         Ok(GeminiClient {
             http,
-            endpoint: format!(
-                "{}/v1beta/models/{}:generateContent",
-                config.base_url, config.model
-            ),
-            model: config.model.clone(),
+            models,
+            current: AtomicUsize::new(0),
             api_key: key,
             timeout: config.request_timeout,
             retry: config.retry,
+            thinking: config.thinking_level,
             breaker: CircuitBreaker::new(config.breaker, clock),
         })
+    }
+
+    /// The model calls go to now: the first of `GEMINI_MODEL` that Gemini has not answered 404
+    /// for.
+    pub fn model(&self) -> &str {
+        &self.models[self.current.load(std::sync::atomic::Ordering::Relaxed)].name
     }
 
     /// The circuit breaker's state.
@@ -122,6 +160,7 @@ impl QuestionSource for GeminiClient {
         let mut tally = Tally::default();
         let outcome = self.generate_until(request, deadline, &mut tally).await;
         tally.record();
+        tally.emit();
         outcome
     }
 }

@@ -1,6 +1,6 @@
 //! The failure policy of docs/DESIGN.md around the calls: transient failures retried with
-//! backoff, one repair call for an unusable answer, never past the caller's deadline and never
-//! while the circuit is open. Kept apart from the call itself so the policy reads in one screen.
+//! backoff (or after Gemini's `retryDelay`), one repair call for an unusable answer, the next
+//! model after a 404, never past the caller's deadline and never while the circuit is open. Kept apart from the call itself so the policy reads in one screen.
 
 use qgen_contract::events::{GenerationRequest, Question};
 use tokio::time::Instant;
@@ -21,24 +21,30 @@ impl GeminiClient {
         deadline: Instant,
         tally: &mut Tally,
     ) -> Result<Vec<Question>, GenerationError> {
-        let mut body = build_request(request);
+        let mut body = build_request(request, self.thinking);
         let mut transient_failures = 0;
         let mut repaired = false;
         loop {
             if Instant::now() >= deadline {
                 return Err(GenerationError::DeadlineExceeded);
             }
-            self.breaker
-                .admit()
-                .map_err(|refused| GenerationError::unavailable(refused.to_string()))?;
+            self.breaker.admit().map_err(|refused| match refused.quota {
+                Some(quota) => GenerationError::QuotaExhausted {
+                    quota: quota.to_string(),
+                    retry_in: refused.retry_in,
+                },
+                None => GenerationError::unavailable(refused.to_string()),
+            })?;
             match self.call(&body, request, deadline, tally).await {
                 Attempt::Questions(questions) => return Ok(questions),
+                // A model that moved on is never moved back to, so this loop ends.
+                Attempt::NextModel => {}
                 Attempt::Final(error) => return Err(error),
                 Attempt::Unusable(error) if repaired => return Err(error),
                 Attempt::Unusable(error) => {
                     let problem = error.message();
                     tracing::info!(problem, "asking gemini to repair its answer");
-                    body = build_repair_request(request, &problem);
+                    body = build_repair_request(request, &problem, self.thinking);
                     repaired = true;
                 }
                 Attempt::Transient {

@@ -5,7 +5,6 @@
 use qgen_contract::events::{GenerationRequest, Question};
 use qgen_contract::validation::{tidy_questions, validate_questions};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::schema::QuestionSet;
 use crate::source::{GenerationError, cause};
@@ -51,19 +50,39 @@ struct PromptFeedback {
     block_reason: Option<String>,
 }
 
-/// Token counts Gemini reports for a call.
+/// Token counts Gemini reports for a call (`usageMetadata`,
+/// <https://ai.google.dev/api/generate-content#UsageMetadata>). What a call costs: prompt tokens
+/// less cached ones at the input price, cached ones at the cached price, candidates and thoughts
+/// at the output price (<https://ai.google.dev/gemini-api/docs/pricing>).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
-    /// Tokens in the prompt.
+    /// Tokens in the prompt, cached ones included.
     #[serde(default)]
     pub prompt_token_count: u64,
-    /// Tokens generated.
+    /// Tokens of the prompt served from the context cache (implicit caching included).
+    #[serde(default)]
+    pub cached_content_token_count: u64,
+    /// Tokens of the answer.
     #[serde(default)]
     pub candidates_token_count: u64,
-    /// Both.
+    /// Tokens the model spent thinking: not in the answer, billed as output.
+    #[serde(default)]
+    pub thoughts_token_count: u64,
+    /// All of them.
     #[serde(default)]
     pub total_token_count: u64,
+}
+
+impl Usage {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: Usage) {
+        self.prompt_token_count += other.prompt_token_count;
+        self.cached_content_token_count += other.cached_content_token_count;
+        self.candidates_token_count += other.candidates_token_count;
+        self.thoughts_token_count += other.thoughts_token_count;
+        self.total_token_count += other.total_token_count;
+    }
 }
 
 /// Reads a 200 reply: blocked prompts and non-`STOP` finishes are errors, the text must parse
@@ -129,21 +148,6 @@ fn questions_of(reply: Reply, request: &GenerationRequest) -> Result<Vec<Questio
     Ok(set.questions)
 }
 
-/// Gemini's error body: `{"error": {"code", "message", "status"}}`.
-pub(super) fn error_message(body: &[u8]) -> String {
-    let message = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
-        .trim()
-        .to_owned();
-    if message.is_empty() {
-        "no details".into()
-    } else {
-        message
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +168,29 @@ mod tests {
         let (parsed, usage) = parse_reply(&reply_with(&questions, "STOP"), &request(3)).unwrap();
         assert_eq!(parsed, questions);
         assert_eq!(usage.total_token_count, 600);
+    }
+
+    #[test]
+    fn reads_thinking_and_cached_tokens() {
+        let questions = sample_questions("Python Loops", 3, Difficulty::Medium);
+        let mut reply = gemini_reply(&json!({ "questions": questions }).to_string(), "STOP");
+        reply["usageMetadata"] = json!({
+            "promptTokenCount": 900, "cachedContentTokenCount": 512, "candidatesTokenCount": 480,
+            "thoughtsTokenCount": 1200, "totalTokenCount": 2580
+        });
+
+        let (_, usage) = parse_reply(reply.to_string().as_bytes(), &request(3)).unwrap();
+
+        assert_eq!(
+            usage,
+            Usage {
+                prompt_token_count: 900,
+                cached_content_token_count: 512,
+                candidates_token_count: 480,
+                thoughts_token_count: 1200,
+                total_token_count: 2580,
+            }
+        );
     }
 
     #[test]

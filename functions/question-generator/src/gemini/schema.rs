@@ -1,6 +1,13 @@
 //! The response schema sent as structured output (`generationConfig.responseSchema`). It is
 //! generated from the Rust [`Question`] type, so the contract with the model and the one with our
 //! consumers cannot drift apart; Gemini only reads an OpenAPI subset, hence the translation.
+//!
+//! `responseJsonSchema` (standard JSON Schema) was weighed and not taken: it would accept `$ref`,
+//! `$defs` and `anyOf` and spare the inlining, but its documented keywords leave out `pattern`,
+//! `uniqueItems` and `const`, which our schema uses, so a reduction would remain and the
+//! validator would still check every rule
+//! (<https://ai.google.dev/gemini-api/docs/structured-output>; the field:
+//! <https://googleapis.github.io/java-genai/javadoc/google-genai/com.google.genai.types/-generate-content-config/response-json-schema.html>).
 
 use std::sync::OnceLock;
 

@@ -28,7 +28,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         claim_until: SystemTime,
     ) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
         let request_id = job.request.request_id.clone();
-        // The question source fills in the call counts, latency and token usage.
+        // The question source fills in the call counts, latency, model and token usage.
         let span = tracing::info_span!(
             "request",
             request_id = %request_id,
@@ -36,8 +36,11 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
             offset = job.source.offset,
             gemini_calls = tracing::field::Empty,
             gemini_latency_ms = tracing::field::Empty,
+            gemini_model = tracing::field::Empty,
             prompt_tokens = tracing::field::Empty,
+            cached_tokens = tracing::field::Empty,
             output_tokens = tracing::field::Empty,
+            thoughts_tokens = tracing::field::Empty,
             total_tokens = tracing::field::Empty,
         );
         async {

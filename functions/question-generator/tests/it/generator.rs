@@ -15,7 +15,8 @@ use qgen_contract::msk::kafka_event;
 use qgen_contract::validation::validate_questions;
 use qgen_testkit::{
     AnswersAsAsked, GeminiStandIn, MockBroker, MotoServer, PublishedRecord, RecordingPublisher,
-    assert_matches_schema, gemini_reply, message_header, read_topic, response_request_ids, sample_questions,
+    assert_matches_schema, gemini_error, gemini_reply, message_header, read_topic, response_request_ids,
+    sample_questions,
 };
 use question_generator::config::{ApiKeySource, GeneratorConfig};
 use question_generator::gemini::{GeminiClient, api_key};
@@ -248,6 +249,43 @@ async fn maps_gemini_failures_to_failed_responses_with_stable_codes() {
         assert_eq!(error["code"], code);
         assert_eq!(error["retryable"], retryable, "{code}");
         assert!(!error.to_string().contains("test-key"));
+    }
+}
+
+#[tokio::test]
+async fn a_used_up_daily_quota_answers_the_whole_batch_after_one_call() {
+    let stand_in =
+        GeminiStandIn::start(gemini_error::response(429, gemini_error::per_day_quota("30s"))).await;
+    // One at a time, so every request after the first meets the open breaker.
+    let config = config("unused:9092", &stand_in.base_url(), 1);
+    let publisher = RecordingPublisher::new();
+    let generator = Generator::new(gemini(&config), &publisher, &config);
+
+    let report = generator.handle(&batch(TWO_PARTITIONS), later()).await;
+
+    assert_eq!((report.completed, report.failed), (0, 4));
+    assert_eq!(
+        stand_in.calls().await.len(),
+        1,
+        "three requests reach Gemini; one call"
+    );
+    let responses = responses(&publisher);
+    assert_eq!(
+        responses["req-104"].json()["eventData"]["error"]["code"],
+        "invalid_request"
+    );
+    for request_id in ["req-101", "req-102", "req-103"] {
+        let error = &responses[request_id].json()["eventData"]["error"];
+        assert_eq!(
+            (&error["code"], &error["retryable"]),
+            (&json!("gemini_quota_exhausted"), &json!(true)),
+            "{request_id}"
+        );
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.contains("GenerateRequestsPerDayPerProjectPerModel"),
+            "{message}"
+        );
     }
 }
 

@@ -64,6 +64,9 @@ pub enum ErrorCode {
     InvalidRequest,
     /// Gemini could not be reached, kept failing, or the circuit breaker is open.
     GeminiUnavailable,
+    /// Gemini's quota for a longer period than a retry can wait out (per day) is used up; the
+    /// message says when Google resets it. Retryable, after that time.
+    GeminiQuotaExhausted,
     /// Gemini refused the prompt or stopped for safety.
     GeminiBlocked,
     /// Gemini rejected our call (bad request, permission, unknown model): a configuration fault.
@@ -86,6 +89,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::GeminiUnavailable => "gemini_unavailable",
+            ErrorCode::GeminiQuotaExhausted => "gemini_quota_exhausted",
             ErrorCode::GeminiBlocked => "gemini_blocked",
             ErrorCode::GeminiRejected => "gemini_rejected",
             ErrorCode::InvalidModelOutput => "invalid_model_output",
@@ -136,6 +140,7 @@ mod tests {
         for code in [
             ErrorCode::InvalidRequest,
             ErrorCode::GeminiUnavailable,
+            ErrorCode::GeminiQuotaExhausted,
             ErrorCode::GeminiBlocked,
             ErrorCode::GeminiRejected,
             ErrorCode::InvalidModelOutput,
