@@ -47,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
             source,
             event_id,
             request,
+            ..
         } => {
             assert_eq!(
                 (source.topic.as_str(), source.partition, source.offset),
@@ -61,6 +62,7 @@ fuzz_target!(|data: &[u8]| {
             event_id,
             request_id,
             error,
+            ..
         } => {
             assert_eq!((source.partition, source.offset), (2, 42));
             assert!(!event_id.is_empty());

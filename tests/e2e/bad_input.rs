@@ -14,6 +14,7 @@ use qgen_adapters::kafka::{EventPublisher, KafkaPublisher, OutboundRecord, publi
 use qgen_adapters::msk::record_json;
 use qgen_contract::events::{Difficulty, GenerationRequest, RequestEvent};
 use qgen_contract::msk::kafka_event;
+use qgen_contract::trace::TraceContext;
 use qgen_testkit::{GeminiStandIn, MockBroker, message_header, read_topic, response_request_ids};
 use question_api::Api;
 use question_generator::config::GeneratorConfig;
@@ -351,9 +352,15 @@ async fn poison_records_go_to_the_dlq_and_never_block_their_partition() {
         ("absent value", None),
         ("huge value", Some(&huge)),
     ];
-    publish_event(&publisher, "question.request", "before", &valid("before"))
-        .await
-        .unwrap();
+    publish_event(
+        &publisher,
+        "question.request",
+        "before",
+        &valid("before"),
+        &TraceContext::new_root(),
+    )
+    .await
+    .unwrap();
     for (name, value) in &poison {
         publisher
             .publish(OutboundRecord {
@@ -365,9 +372,15 @@ async fn poison_records_go_to_the_dlq_and_never_block_their_partition() {
             .await
             .unwrap();
     }
-    publish_event(&publisher, "question.request", "after", &valid("after"))
-        .await
-        .unwrap();
+    publish_event(
+        &publisher,
+        "question.request",
+        "after",
+        &valid("after"),
+        &TraceContext::new_root(),
+    )
+    .await
+    .unwrap();
     let records = read_topic(&bootstrap, "question.request", 8, Duration::from_secs(10)).await;
     assert_eq!(records.len(), 8);
     let event = kafka_event(records.iter().map(record_json), "arn:aws:kafka:local", &bootstrap);

@@ -4,14 +4,18 @@
 //! The handler never returns `Err`: every outcome is a response with a JSON body (an `Err`
 //! would reach the caller as API Gateway's opaque 502). Client mistakes are 4xx naming what is
 //! wrong; a broker that does not acknowledge in time is a 503, and nothing is half-published.
+//!
+//! The request record carries a W3C `traceparent` ([`qgen_contract::trace`]): the caller's
+//! trace when it sent a valid one, else API Gateway's or Lambda's X-Ray trace, else a new one.
 
 use http::{HeaderValue, Method, StatusCode, header};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use qgen_adapters::config::ApiConfig;
 use qgen_adapters::kafka::{EventPublisher, PublishError, publish_event};
 use qgen_adapters::telemetry::Metrics;
 use qgen_contract::api::{Accepted, AcceptedStatus, ApiErrorCode, ErrorResponse};
 use qgen_contract::events::RequestEvent;
+use qgen_contract::trace::{TRACEPARENT, TraceContext};
 use qgen_contract::validation::{Limits, MAX_BODY_BYTES, ValidationError, parse_request_body};
 use serde::Serialize;
 
@@ -45,8 +49,10 @@ impl<P: EventPublisher> Api<P> {
 
     /// Handles one HTTP request (API Gateway REST v1 or HTTP v2, a function URL, or the local
     /// stack's server; `lambda_http` has already decoded a base64 body).
-    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, trace_id = tracing::field::Empty))]
     pub async fn handle(&self, request: Request) -> Response<Body> {
+        let trace = trace_of(&request);
+        tracing::Span::current().record("trace_id", trace.trace_id());
         // REST APIs put the stage in front of the path (`/prod/llm/...`), hence `ends_with`.
         if !request.uri().path().ends_with(ROUTE) {
             return error(ApiErrorCode::NotFound, "no such route", None);
@@ -87,7 +93,7 @@ impl<P: EventPublisher> Api<P> {
         let started = std::time::Instant::now();
         let published = tokio::time::timeout(
             self.publish_timeout,
-            publish_event(&self.publisher, &self.request_topic, request_id, &event),
+            publish_event(&self.publisher, &self.request_topic, request_id, &event, &trace),
         )
         .await
         .unwrap_or_else(|_elapsed| Err(PublishError::TimedOut(self.publish_timeout)));
@@ -127,6 +133,19 @@ impl<P: EventPublisher> Api<P> {
             }
         }
     }
+}
+
+/// The trace the request record continues: the caller's valid `traceparent`, else API Gateway's
+/// `X-Amzn-Trace-Id`, else the invocation's X-Ray trace id, else a new trace.
+fn trace_of(request: &Request) -> TraceContext {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let invocation = request
+        .lambda_context_ref()
+        .and_then(|context| context.xray_trace_id.as_deref());
+    TraceContext::for_request(
+        header(TRACEPARENT),
+        [header("x-amzn-trace-id"), invocation].into_iter().flatten(),
+    )
 }
 
 /// `application/json`, with or without parameters such as `charset`.

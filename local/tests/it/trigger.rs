@@ -11,6 +11,7 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use qgen_adapters::kafka::{KafkaPublisher, publish_event};
 use qgen_contract::events::{Difficulty, GenerationRequest, RequestEvent};
 use qgen_contract::msk::{KafkaBatchResponse, record_value};
+use qgen_contract::trace::TraceContext;
 use qgen_local::esm::{Emulator, EsmConfig, InvokeError, Invoker};
 use qgen_local::failed::FailureRecord;
 use qgen_testkit::{MockBroker, produce_request, read_topic};
@@ -149,7 +150,9 @@ pub async fn send(publisher: &KafkaPublisher, ids: &[&str]) {
             difficulty: Difficulty::Easy,
             context: None,
         });
-        publish_event(publisher, REQUEST_TOPIC, id, &event).await.unwrap();
+        publish_event(publisher, REQUEST_TOPIC, id, &event, &TraceContext::new_root())
+            .await
+            .unwrap();
     }
 }
 

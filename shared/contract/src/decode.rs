@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::events::{GenerationRequest, REQUEST_EVENT_TYPE};
 use crate::msk::{record_headers, record_key, record_value};
+use crate::trace::{TRACEPARENT, TraceContext};
 use crate::validation::{Limits, RawRequest, ValidationError, validate};
 
 /// Largest record value decoded; anything bigger is poison. Requests are well under 1 KiB and
@@ -28,6 +29,18 @@ pub struct Coordinates {
     pub offset: i64,
 }
 
+/// What an answerable record says of its origin beyond its coordinates: the trace it belongs to
+/// and when it was requested.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// Its valid `traceparent` header; `None` when absent or malformed (a malformed one is
+    /// replaced, never propagated).
+    pub trace: Option<TraceContext>,
+    /// The request event's `timestamp`, when it is an RFC 3339 time: where the request-to-response
+    /// latency starts.
+    pub requested_at: Option<std::time::SystemTime>,
+}
+
 /// What one record turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
@@ -39,6 +52,8 @@ pub enum Decoded {
         event_id: String,
         /// The validated request.
         request: GenerationRequest,
+        /// Its trace and request time.
+        origin: Origin,
     },
     /// A request that can be answered but breaks a rule.
     Invalid {
@@ -50,6 +65,8 @@ pub enum Decoded {
         request_id: String,
         /// The broken rule.
         error: ValidationError,
+        /// Its trace and request time.
+        origin: Origin,
     },
     /// A record nobody can answer: it goes to the DLQ as it came.
     Poison {
@@ -82,6 +99,9 @@ impl Decoded {
 struct RawEnvelope {
     event_id: String,
     event_type: String,
+    // Read leniently: a timestamp of another type costs only the latency metric.
+    #[serde(default)]
+    timestamp: serde_json::Value,
     event_data: RawRequest,
 }
 
@@ -157,17 +177,31 @@ pub fn decode_record(group: &str, record: &KafkaRecord, limits: &Limits) -> Deco
         // Without a valid request_id nobody could match a response to this request.
         return poison(Some(value), "eventData.request_id is missing or invalid".into());
     };
+    let origin = Origin {
+        trace: headers
+            .iter()
+            .find(|(name, _)| name == TRACEPARENT)
+            .and_then(|(_, value)| std::str::from_utf8(value).ok())
+            .and_then(TraceContext::parse),
+        requested_at: envelope
+            .timestamp
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(std::time::SystemTime::from),
+    };
     match validate(envelope.event_data, limits) {
         Ok(request) => Decoded::Request {
             source,
             event_id: envelope.event_id,
             request,
+            origin,
         },
         Err(error) => Decoded::Invalid {
             source,
             event_id: envelope.event_id,
             request_id,
             error,
+            origin,
         },
     }
 }
@@ -227,14 +261,57 @@ mod tests {
                 event_id,
                 request,
                 source,
+                origin,
             } => {
                 assert_eq!(event_id, "evt_1");
                 assert_eq!(request.request_id, "req-1");
                 assert_eq!(request.num_questions, 2);
                 assert_eq!(source.topic, "question.request");
+                assert_eq!(
+                    origin,
+                    Origin::default(),
+                    "no traceparent, a timestamp that is no time"
+                );
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    fn origin_of(traceparent: &str, timestamp: serde_json::Value) -> Origin {
+        let value = json!({"eventId": "evt_1", "eventType": REQUEST_EVENT_TYPE, "timestamp": timestamp,
+            "eventData": {"request_id": "req-1", "topic": "Loops", "num_questions": 2}});
+        let mut event = event_with(Some(value.to_string().as_bytes()));
+        let record = &mut event.records.get_mut("question.request-1").unwrap()[0];
+        let bytes = traceparent.bytes().map(|b| b as i8).collect();
+        record
+            .headers
+            .push(std::collections::HashMap::from([(TRACEPARENT.to_owned(), bytes)]));
+        match decode_batch(&event, &Limits::default()).remove(0) {
+            Decoded::Request { origin, .. } => origin,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_request_keeps_its_valid_traceparent_and_request_time() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+        let origin = origin_of(valid, json!("2026-11-27T10:00:00.250Z"));
+
+        assert_eq!(origin.trace.map(|t| t.to_header()).as_deref(), Some(valid));
+        assert_eq!(
+            origin.requested_at,
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_773_600_250))
+        );
+        let malformed = origin_of(
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            json!(17),
+        );
+        assert_eq!(
+            malformed,
+            Origin::default(),
+            "replaced, never propagated; a number is no time"
+        );
     }
 
     #[test]

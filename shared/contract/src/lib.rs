@@ -22,6 +22,7 @@
 //!   AsyncAPI (`contracts/asyncapi.rs`) documents generated from these types.
 //! - [`offline`]: placeholder questions written without a model (local stack, stand-ins).
 //! - [`prompt`]: the request data the generator sends Gemini, which every stand-in reads back.
+//! - [`trace`]: the W3C `traceparent` every record carries, and how the API starts it.
 
 pub mod api;
 pub mod contracts;
@@ -31,4 +32,5 @@ pub mod msk;
 pub mod offline;
 pub mod order;
 pub mod prompt;
+pub mod trace;
 pub mod validation;

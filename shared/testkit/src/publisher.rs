@@ -19,6 +19,8 @@ pub struct PublishedRecord {
     pub payload: Option<Vec<u8>>,
     /// Headers, in order.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// When it was "acknowledged" (recorded): the [`Delivered::acked_at`] returned for it.
+    pub acked_at: std::time::SystemTime,
 }
 
 impl PublishedRecord {
@@ -92,6 +94,7 @@ impl EventPublisher for RecordingPublisher {
             .records
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let acked_at = std::time::SystemTime::now();
         records.push(PublishedRecord {
             topic: record.topic.to_owned(),
             key: record.key.map(<[u8]>::to_vec),
@@ -101,10 +104,12 @@ impl EventPublisher for RecordingPublisher {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
                 .collect(),
+            acked_at,
         });
         Ok(Delivered {
             partition: 0,
             offset: records.len() as i64 - 1,
+            acked_at,
         })
     }
 }

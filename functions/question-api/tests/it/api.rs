@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use lambda_http::{Body, Request, Response};
 use qgen_adapters::config::ApiConfig;
 use qgen_adapters::kafka::KafkaPublisher;
+use qgen_contract::trace::TraceContext;
 use qgen_testkit::{
     MockBroker, RecordingPublisher, assert_matches_schema, free_port, message_header, message_json,
     read_topic,
@@ -102,7 +103,55 @@ async fn accepts_each_kind_of_gateway_event_and_publishes_the_contract_envelope(
         );
         let keys: Vec<&str> = event.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(keys.len(), 5, "{keys:?}");
+        // Both samples came through API Gateway with an X-Ray trace id; the function URL without.
+        let trace = TraceContext::parse(record.header("traceparent").unwrap()).unwrap();
+        if sample != FUNCTION_URL_BASE64 {
+            assert_eq!(
+                trace.trace_id(),
+                "6746f0a03c1b5f9e7d2a4b6c8e0f1a2b",
+                "{request_id}"
+            );
+        }
     }
+}
+
+/// The trace id of the `traceparent` on the request record published for an HTTP v2 request
+/// with `headers`, and that header itself.
+async fn published_trace(headers: &[(&str, &str)]) -> (String, String) {
+    let mut event: Value = serde_json::from_str(HTTP_V2).unwrap();
+    for (name, value) in headers {
+        event["headers"][*name] = (*value).into();
+    }
+    let publisher = RecordingPublisher::new();
+    let response = handle(&publisher, request(&event.to_string())).await;
+    assert_eq!(response.status(), 202);
+    let header = publisher.on_topic("question.request")[0]
+        .header("traceparent")
+        .unwrap()
+        .to_owned();
+    let trace = TraceContext::parse(&header).unwrap_or_else(|| panic!("invalid traceparent {header}"));
+    (trace.trace_id(), header)
+}
+
+#[tokio::test]
+async fn the_request_record_continues_the_callers_trace_or_x_ray_or_starts_one() {
+    let callers = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    let (kept, header) = published_trace(&[("traceparent", callers)]).await;
+    assert_eq!(kept, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_ne!(header, callers, "a span of the API's own");
+
+    // A malformed traceparent is replaced by the X-Ray trace the sample carries.
+    let (replaced, header) = published_trace(&[("traceparent", "00-XYZ-00f067aa0ba902b7-01")]).await;
+    assert_eq!(replaced, "6746f0a03c1b5f9e7d2a4b6c8e0f1a2b");
+    assert!(!header.contains("XYZ"));
+
+    // With neither, a new trace each time.
+    let no_xray = [("x-amzn-trace-id", "not an x-ray header")];
+    let (first, _) = published_trace(&no_xray).await;
+    let (second, _) = published_trace(&no_xray).await;
+    assert_ne!(first, second);
+    assert_ne!(first, "6746f0a03c1b5f9e7d2a4b6c8e0f1a2b");
 }
 
 #[tokio::test]

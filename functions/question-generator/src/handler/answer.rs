@@ -9,6 +9,7 @@ use qgen_adapters::telemetry::Metrics;
 use qgen_contract::decode::Coordinates;
 use qgen_contract::events::ResponseEvent;
 use qgen_contract::order::shuffle_options;
+use qgen_contract::trace::TraceContext;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -28,10 +29,14 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         claim_until: SystemTime,
     ) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
         let request_id = job.request.request_id.clone();
+        // The request's trace (a new one when its record had none): every log line of the span
+        // and the response record carry it.
+        let trace = job.origin.trace.unwrap_or_else(TraceContext::new_root);
         // The question source fills in the call counts, latency, model and token usage.
         let span = tracing::info_span!(
             "request",
             request_id = %request_id,
+            trace_id = %trace.trace_id(),
             partition = job.source.partition,
             offset = job.source.offset,
             gemini_calls = tracing::field::Empty,
@@ -72,7 +77,9 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 }
                 Some(Claim::Acquired) | None => {
                     let response = self.generate(&job, deadline).await;
-                    let published = self.publish_response(&response).await;
+                    let published = self
+                        .publish_response(&response, trace, job.origin.requested_at)
+                        .await;
                     if claim.is_some() {
                         self.settle(&job, &response).await;
                     }
@@ -80,7 +87,10 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 }
             };
             let published = match &response {
-                Some(response) => self.publish_response(response).await,
+                Some(response) => {
+                    self.publish_response(response, trace, job.origin.requested_at)
+                        .await
+                }
                 None => Ok(Outcome::InProgress),
             };
             self.answer_duplicates(&job, response.as_ref(), published).await
@@ -148,13 +158,15 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
     ) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
         let mut outcomes = vec![(job.source.clone(), first)];
         for duplicate in &job.duplicates {
+            let trace = duplicate.origin.trace.unwrap_or_else(TraceContext::new_root);
+            let requested_at = duplicate.origin.requested_at;
             let outcome = if duplicate.conflicting {
                 tracing::warn!(event_id = %duplicate.event_id, "request_id reused for different content in the batch");
-                self.publish_response(&conflict(&duplicate.event_id, &job.request.request_id))
-                    .await
+                let response = conflict(&duplicate.event_id, &job.request.request_id);
+                self.publish_response(&response, trace, requested_at).await
             } else {
                 match response {
-                    Some(response) => self.publish_response(response).await,
+                    Some(response) => self.publish_response(response, trace, requested_at).await,
                     None => Ok(Outcome::InProgress),
                 }
             };

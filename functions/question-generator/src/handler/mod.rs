@@ -34,8 +34,9 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::StreamExt;
 use qgen_adapters::kafka::{EventPublisher, OutboundRecord, PublishError, publish_event};
 use qgen_adapters::telemetry::Metrics;
-use qgen_contract::decode::{Coordinates, Decoded, decode_batch};
+use qgen_contract::decode::{Coordinates, Decoded, Origin, decode_batch};
 use qgen_contract::events::{ErrorCode, ResponseError, ResponseEvent};
+use qgen_contract::trace::TraceContext;
 use qgen_contract::validation::{Limits, ValidationError};
 use tokio::time::Instant;
 
@@ -138,8 +139,9 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 source,
                 event_id,
                 request,
+                origin,
             }) => {
-                self.answer(Job::new(source, event_id, request), deadline, claim_until)
+                self.answer(Job::new(source, event_id, request, origin), deadline, claim_until)
                     .await
             }
             Work::Settle(Decoded::Invalid {
@@ -147,7 +149,8 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 event_id,
                 request_id,
                 error,
-            }) => vec![(source, self.invalid(&event_id, &request_id, &error).await)],
+                origin,
+            }) => vec![(source, self.invalid(&event_id, &request_id, &error, origin).await)],
             Work::Settle(Decoded::Poison {
                 source,
                 key,
@@ -169,8 +172,10 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         event_id: &str,
         request_id: &str,
         error: &ValidationError,
+        origin: Origin,
     ) -> Result<Outcome, PublishError> {
-        tracing::info!(request_id = %request_id, field = %error.field, "invalid request");
+        let trace = origin.trace.unwrap_or_else(TraceContext::new_root);
+        tracing::info!(request_id = %request_id, trace_id = %trace.trace_id(), field = %error.field, "invalid request");
         Metrics::new(SERVICE)
             .dimension("Outcome", ErrorCode::InvalidRequest.as_str())
             .count("Responses", 1)
@@ -184,16 +189,43 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 retryable: false,
             },
         );
-        self.publish_response(&response).await
+        self.publish_response(&response, trace, origin.requested_at).await
     }
 
-    /// Publishes `response`, keyed by its `request_id`.
-    async fn publish_response(&self, response: &ResponseEvent) -> Result<Outcome, PublishError> {
+    /// Publishes `response`, keyed by its `request_id`, in the request's `trace` (with a span of
+    /// the generator's own), and emits the request-to-response latency: from the request event's
+    /// `timestamp` to the broker's acknowledgement of the response.
+    async fn publish_response(
+        &self,
+        response: &ResponseEvent,
+        trace: TraceContext,
+        requested_at: Option<SystemTime>,
+    ) -> Result<Outcome, PublishError> {
         let data = &response.event_data;
-        let delivered =
-            publish_event(&self.publisher, &self.response_topic, &data.request_id, response).await?;
+        let delivered = publish_event(
+            &self.publisher,
+            &self.response_topic,
+            &data.request_id,
+            response,
+            &trace.child(),
+        )
+        .await?;
+        if let Some(requested_at) = requested_at {
+            let outcome = data.error.as_ref().map_or("completed", |e| e.code.as_str());
+            let latency = delivered
+                .acked_at
+                .duration_since(requested_at)
+                .unwrap_or_default();
+            Metrics::new(SERVICE)
+                .dimension("Outcome", outcome)
+                .duration("RequestToResponse", latency)
+                .property("request_id", data.request_id.as_str())
+                .property("trace_id", trace.trace_id())
+                .emit();
+        }
         tracing::info!(
             request_id = %data.request_id,
+            trace_id = %trace.trace_id(),
             event_id = %response.event_id,
             status = ?data.status,
             partition = delivered.partition,

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use qgen_contract::decode::{Coordinates, Decoded};
+use qgen_contract::decode::{Coordinates, Decoded, Origin};
 use qgen_contract::events::{ErrorCode, GenerationRequest, ResponseError, ResponseEvent};
 
 use crate::idempotency::payload_hash;
@@ -17,6 +17,8 @@ pub(super) struct Job {
     pub(super) event_id: String,
     /// The validated request.
     pub(super) request: GenerationRequest,
+    /// Its record's trace and request time.
+    pub(super) origin: Origin,
     /// Its [`payload_hash`], the content the idempotency store compares.
     pub(super) hash: String,
     /// The later records with its `request_id`, in batch order.
@@ -29,6 +31,8 @@ pub(super) struct Duplicate {
     pub(super) source: Coordinates,
     /// Its request event's id.
     pub(super) event_id: String,
+    /// Its record's trace and request time: its own response continues its own trace.
+    pub(super) origin: Origin,
     /// Its content differs from the job's: it gets `idempotency_conflict`.
     pub(super) conflicting: bool,
 }
@@ -43,12 +47,18 @@ pub(super) enum Work {
 
 impl Job {
     /// A job for `request` with no duplicates yet.
-    pub(super) fn new(source: Coordinates, event_id: String, request: GenerationRequest) -> Self {
+    pub(super) fn new(
+        source: Coordinates,
+        event_id: String,
+        request: GenerationRequest,
+        origin: Origin,
+    ) -> Self {
         Job {
             source,
             event_id,
             hash: payload_hash(&request),
             request,
+            origin,
             duplicates: Vec::new(),
         }
     }
@@ -63,18 +73,20 @@ pub(super) fn group(decoded: Vec<Decoded>) -> Vec<Work> {
             source,
             event_id,
             request,
+            origin,
         } = record
         else {
             work.push(Work::Settle(record));
             continue;
         };
-        let job = Job::new(source, event_id, request);
+        let job = Job::new(source, event_id, request, origin);
         if let Some(Work::Request(first)) = by_id.get(&job.request.request_id).and_then(|&i| work.get_mut(i))
         {
             first.duplicates.push(Duplicate {
                 conflicting: first.hash != job.hash,
                 source: job.source,
                 event_id: job.event_id,
+                origin: job.origin,
             });
             continue;
         }
@@ -117,6 +129,7 @@ mod tests {
                 difficulty: Difficulty::Easy,
                 context: None,
             },
+            origin: Origin::default(),
         }
     }
 

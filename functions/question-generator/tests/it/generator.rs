@@ -4,14 +4,16 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use qgen_adapters::kafka::KafkaPublisher;
 use qgen_adapters::msk::record_json;
 use qgen_adapters::secrets::SecretsClient;
+use qgen_adapters::telemetry;
 use qgen_contract::events::{Difficulty, GenerationRequest, Question, RequestEvent, response_event_id};
 use qgen_contract::msk::kafka_event;
+use qgen_contract::trace::TraceContext;
 use qgen_contract::validation::validate_questions;
 use qgen_testkit::{
     AnswersAsAsked, GeminiStandIn, MockBroker, MotoServer, PublishedRecord, RecordingPublisher,
@@ -22,6 +24,7 @@ use question_generator::config::{ApiKeySource, GeneratorConfig};
 use question_generator::gemini::{GeminiClient, api_key};
 use question_generator::handler::{BatchReport, Generator};
 use question_generator::source::{GenerationError, QuestionSource};
+use rdkafka::Message;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -418,6 +421,87 @@ async fn publishes_responses_and_dead_letters_to_a_real_broker() {
         dead.iter()
             .all(|m| message_header(m, "dlq-source-topic").as_deref() == Some("question.request"))
     );
+}
+
+#[tokio::test]
+async fn each_response_continues_its_requests_trace_and_meters_request_to_response() {
+    let metrics = telemetry::capture();
+    let traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let messages = [
+        with_traceparent(request_message(0, 1, "req-traced"), traced),
+        request_message(0, 2, "req-untraced"),
+        with_traceparent(request_message(1, 3, "req-malformed"), "00-not-a-trace-01"),
+    ];
+    let requested_at: HashMap<String, SystemTime> = messages
+        .iter()
+        .map(|m| {
+            let event: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            let at = chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str().unwrap()).unwrap();
+            (
+                event["eventData"]["request_id"].as_str().unwrap().to_owned(),
+                at.into(),
+            )
+        })
+        .collect();
+    let event = kafka_event(
+        messages.iter().map(record_json),
+        "arn:aws:kafka:local",
+        "127.0.0.1:9092",
+    );
+    let stand_in = GeminiStandIn::answering().await;
+    let config = config("unused:9092", &stand_in.base_url(), 16);
+    let publisher = RecordingPublisher::new();
+    let generator = Generator::new(gemini(&config), &publisher, &config);
+
+    let report = generator.handle(&event, later()).await;
+
+    assert_eq!(report.completed, 3);
+    let responses = responses(&publisher);
+    let header = |id: &str| responses[id].header("traceparent").unwrap().to_owned();
+    let trace_id = |id: &str| {
+        TraceContext::parse(&header(id))
+            .expect("a valid traceparent")
+            .trace_id()
+    };
+    assert_eq!(trace_id("req-traced"), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_ne!(header("req-traced"), traced, "a span of the generator's own");
+    assert!(
+        !header("req-malformed").contains("not-a-trace"),
+        "replaced, not propagated"
+    );
+    assert_ne!(trace_id("req-untraced"), trace_id("req-malformed"));
+    // One latency record per response: from the request's timestamp to the acknowledgement.
+    let latencies: Vec<Value> = metrics
+        .records()
+        .into_iter()
+        .filter(|r| r.get("RequestToResponse").is_some())
+        .collect();
+    assert_eq!(latencies.len(), 3, "{latencies:?}");
+    for record in latencies {
+        let request_id = record["request_id"].as_str().unwrap();
+        assert_eq!(record["Outcome"], "completed");
+        assert_eq!(record["trace_id"], trace_id(request_id).as_str());
+        let expected = responses[request_id]
+            .acked_at
+            .duration_since(requested_at[request_id])
+            .unwrap()
+            .as_secs_f64()
+            * 1000.0;
+        let measured = record["RequestToResponse"].as_f64().unwrap();
+        assert!(
+            (measured - expected).abs() <= 1.0,
+            "{request_id}: {measured} ms, records say {expected} ms"
+        );
+    }
+}
+
+/// `message` with a `traceparent` header added.
+fn with_traceparent(mut message: OwnedMessage, traceparent: &str) -> OwnedMessage {
+    let headers = message.detach_headers().unwrap_or_default().insert(Header {
+        key: "traceparent",
+        value: Some(traceparent),
+    });
+    message.replace_headers(Some(headers))
 }
 
 /// A batch of `n` requests for one easy question each, "Topic 0" to "Topic n-1" (`req-0`…),

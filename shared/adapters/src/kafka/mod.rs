@@ -9,12 +9,13 @@ mod producer;
 mod topics;
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rdkafka::error::KafkaError;
 use serde::Serialize;
 
 use qgen_contract::events::Envelope;
+use qgen_contract::trace::{TRACEPARENT, TraceContext};
 
 use self::auth::AuthError;
 
@@ -46,13 +47,16 @@ pub struct OutboundRecord<'a> {
     pub headers: &'a [(&'a str, &'a [u8])],
 }
 
-/// Where the broker stored an acknowledged record.
+/// Where the broker stored an acknowledged record, and when the acknowledgement arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivered {
     /// Partition written.
     pub partition: i32,
     /// Offset assigned.
     pub offset: i64,
+    /// When the publisher received the broker's acknowledgement: where the request-to-response
+    /// latency ends.
+    pub acked_at: SystemTime,
 }
 
 /// A record could not be published.
@@ -115,12 +119,13 @@ impl<T: EventPublisher> EventPublisher for std::sync::Arc<T> {
 }
 
 /// Serializes `event` and publishes it with key `key` and the contract's headers
-/// (`eventType`, `eventId`, `content-type`).
+/// (`eventType`, `eventId`, `content-type`, `traceparent` from `trace`).
 pub async fn publish_event<P, D>(
     publisher: &P,
     topic: &str,
     key: &str,
     event: &Envelope<D>,
+    trace: &TraceContext,
 ) -> Result<Delivered, PublishError>
 where
     P: EventPublisher + ?Sized,
@@ -130,10 +135,12 @@ where
         event_id: event.event_id.clone(),
         source,
     })?;
+    let traceparent = trace.to_header();
     let headers = [
         (HEADER_EVENT_TYPE, event.event_type.as_bytes()),
         (HEADER_EVENT_ID, event.event_id.as_bytes()),
         (HEADER_CONTENT_TYPE, CONTENT_TYPE_JSON.as_bytes()),
+        (TRACEPARENT, traceparent.as_bytes()),
     ];
     publisher
         .publish(OutboundRecord {

@@ -173,6 +173,7 @@ impl EventPublisher for KafkaPublisher {
             Ok(delivery) => Ok(Delivered {
                 partition: delivery.partition,
                 offset: delivery.offset,
+                acked_at: std::time::SystemTime::now(),
             }),
             Err((source, _message)) => {
                 self.recover(&producer, &source);

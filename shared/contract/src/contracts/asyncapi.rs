@@ -6,15 +6,25 @@ use serde_json::{Value, json};
 
 use super::schemas::{request_event, response_event};
 use crate::events::{REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE};
+use crate::trace::TRACEPARENT;
 
 fn event_headers(event_type: &str) -> Value {
     json!({
         "type": "object",
-        "required": ["eventType", "eventId", "content-type"],
+        "required": ["eventType", "eventId", "content-type", TRACEPARENT],
         "properties": {
             "eventType": {"type": "string", "const": event_type},
             "eventId": {"type": "string", "description": "The envelope's eventId, for de-duplication without parsing"},
-            "content-type": {"type": "string", "const": "application/json"}
+            "content-type": {"type": "string", "const": "application/json"},
+            TRACEPARENT: {
+                "type": "string",
+                "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                "description": "W3C Trace Context (version 00). On a request: the caller's trace when it sent \
+                    a valid traceparent, else API Gateway's X-Ray trace id, else a new trace, with the API's \
+                    own parent id. On a response: the request's trace (a new one when the request had none \
+                    or a malformed one), with the generator's own parent id. The 32 hex digits of the trace \
+                    id find the request in both functions' logs (field trace_id)."
+            }
         }
     })
 }
@@ -118,6 +128,8 @@ pub fn asyncapi() -> Value {
                     "contentType": "application/octet-stream",
                     "headers": {
                         "type": "object",
+                        "description": "The original record's headers (traceparent among them, when it had one), \
+                            then these.",
                         "required": ["dlq-source-topic", "dlq-source-partition", "dlq-source-offset", "dlq-error"],
                         "properties": {
                             "dlq-source-topic": {"type": "string"},
