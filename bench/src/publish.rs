@@ -160,8 +160,11 @@ fn handler_steps(n: usize) {
             "EMF metric line on stdout",
             time(n, || {
                 qgen_adapters::telemetry::Metrics::new(question_api::SERVICE)
-                    .count("Accepted", 1)
-                    .duration("PublishLatency", Duration::from_micros(50))
+                    .count(qgen_adapters::telemetry::Metric::Accepted, 1)
+                    .duration(
+                        qgen_adapters::telemetry::Metric::PublishLatency,
+                        Duration::from_micros(50),
+                    )
                     .emit()
             }),
         ),

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{self, State};
 use crate::replay::{self, ReplayFilter, ReplayOptions};
 use crate::stack::{self, UpOptions};
+use crate::timeline;
 
 /// `up`: starts the stack described by `options`, prints where it listens, and stops it on
 /// Ctrl-C.
@@ -162,6 +163,34 @@ pub async fn replay(
         },
         options.to,
         summary.unreadable
+    );
+    Ok(())
+}
+
+/// `timeline`: prints the steps of `request_id` read from the service's topics: on the broker
+/// `KAFKA_BOOTSTRAP_SERVERS` names (with the `KAFKA_*` settings), else the running local stack's.
+pub async fn timeline(state_file: &Path, request_id: &str) -> Result<(), String> {
+    let local = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+        Ok(_) => None,
+        Err(_) => Some(State::load(state_file).map_err(|e| e.to_string())?.bootstrap),
+    };
+    let config = ApiConfig::from_lookup(|var| match (var, &local) {
+        ("KAFKA_BOOTSTRAP_SERVERS", Some(bootstrap)) => Some(bootstrap.clone()),
+        _ => std::env::var(var).ok(),
+    })
+    .map_err(|e| error_chain(&e))?;
+    let auth = KafkaAuth::resolve(&config.kafka)
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let mut client = client_config(&config.kafka);
+    auth.apply(&mut client);
+    let topics = timeline::Topics::from(&config.kafka);
+    let records = timeline::read(&client, auth.context(), &topics.names(), request_id)
+        .await
+        .map_err(|e| error_chain(&e))?;
+    println!(
+        "{}",
+        timeline::render(request_id, &timeline::timeline(&topics, &records))
     );
     Ok(())
 }

@@ -17,6 +17,7 @@
 //! - [`source`]: the offline question source and the choice between it and Gemini.
 //! - [`client`]: the `send`, `tail` and `demo` commands.
 //! - [`stack`]: `up`, putting the pieces together.
+//! - [`timeline`]: `timeline`, one request's steps read back from the topics and their headers.
 //! - [`commands`]: each command of the binary, from parsed arguments to printed outcome.
 //!
 //! The benchmarks are the `qgen-bench` crate (`bench/`), which runs this stack in benchmark 5.
@@ -31,6 +32,7 @@ pub mod http;
 pub mod replay;
 pub mod source;
 pub mod stack;
+pub mod timeline;
 
 /// Logs to stderr at `default_filter` (an `EnvFilter` directive such as `info,rdkafka=warn`)
 /// unless `RUST_LOG` says otherwise: the setup of the `qgen-local` and `qgen-bench` binaries.

@@ -70,6 +70,14 @@ enum Command {
     /// named by KAFKA_BOOTSTRAP_SERVERS with the functions' KAFKA_* settings. Reads the topic up
     /// to its end when the command starts; safe to run twice (duplicates share their eventId).
     Replay(ReplayArgs),
+    /// Print one request's timeline — accepted, batch invoked, Gemini calls, response published
+    /// (or dead-lettered, given up), with times and its trace id — read from the topics of the
+    /// running local stack, or of the broker KAFKA_BOOTSTRAP_SERVERS names (with the functions'
+    /// KAFKA_* settings, e.g. on MSK).
+    Timeline {
+        /// The request's `request_id`.
+        request_id: String,
+    },
     /// Answer Gemini `generateContent` calls on ADDR with exactly the questions asked for (point
     /// GEMINI_BASE_URL at it), until Ctrl-C: for running the real function binaries offline.
     GeminiStandIn {
@@ -181,6 +189,7 @@ async fn run(command: Command, state_file: PathBuf) -> Result<(), String> {
         Command::Demo(args) => commands::demo(&state_file, &args.body()).await,
         Command::Topics { replication } => commands::topics(replication).await,
         Command::GeminiStandIn { addr } => commands::gemini_stand_in(addr).await,
+        Command::Timeline { request_id } => commands::timeline(&state_file, &request_id).await,
         Command::Replay(args) => {
             let filter = ReplayFilter {
                 request_ids: args.request_ids,

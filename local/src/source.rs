@@ -3,7 +3,7 @@
 
 use qgen_contract::events::{GenerationRequest, Question};
 use question_generator::gemini::GeminiClient;
-use question_generator::source::{GenerationError, QuestionSource};
+use question_generator::source::{Calls, GenerationError, QuestionSource};
 use tokio::time::Instant;
 
 /// The `source` written on responses from [`OfflineSource`].
@@ -48,6 +48,17 @@ impl QuestionSource for LocalSource {
         match self {
             LocalSource::Gemini(client) => client.generate(request, deadline).await,
             LocalSource::Offline(offline) => offline.generate(request, deadline).await,
+        }
+    }
+
+    async fn generate_reported(
+        &self,
+        request: &GenerationRequest,
+        deadline: Instant,
+    ) -> (Result<Vec<Question>, GenerationError>, Option<Calls>) {
+        match self {
+            LocalSource::Gemini(client) => client.generate_reported(request, deadline).await,
+            LocalSource::Offline(offline) => offline.generate_reported(request, deadline).await,
         }
     }
 

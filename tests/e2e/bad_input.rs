@@ -358,6 +358,7 @@ async fn poison_records_go_to_the_dlq_and_never_block_their_partition() {
         "before",
         &valid("before"),
         &TraceContext::new_root(),
+        &[],
     )
     .await
     .unwrap();
@@ -378,6 +379,7 @@ async fn poison_records_go_to_the_dlq_and_never_block_their_partition() {
         "after",
         &valid("after"),
         &TraceContext::new_root(),
+        &[],
     )
     .await
     .unwrap();

@@ -12,7 +12,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use qgen_adapters::config::ApiConfig;
 use qgen_adapters::kafka::{EventPublisher, PublishError, publish_event};
-use qgen_adapters::telemetry::Metrics;
+use qgen_adapters::telemetry::{Metric, Metrics};
 use qgen_contract::api::{Accepted, AcceptedStatus, ApiErrorCode, ErrorResponse};
 use qgen_contract::events::RequestEvent;
 use qgen_contract::trace::{TRACEPARENT, TraceContext};
@@ -93,7 +93,14 @@ impl<P: EventPublisher> Api<P> {
         let started = std::time::Instant::now();
         let published = tokio::time::timeout(
             self.publish_timeout,
-            publish_event(&self.publisher, &self.request_topic, request_id, &event, &trace),
+            publish_event(
+                &self.publisher,
+                &self.request_topic,
+                request_id,
+                &event,
+                &trace,
+                &[],
+            ),
         )
         .await
         .unwrap_or_else(|_elapsed| Err(PublishError::TimedOut(self.publish_timeout)));
@@ -101,8 +108,8 @@ impl<P: EventPublisher> Api<P> {
         match published {
             Ok(delivered) => {
                 Metrics::new(SERVICE)
-                    .count("Accepted", 1)
-                    .duration("PublishLatency", elapsed)
+                    .count(Metric::Accepted, 1)
+                    .duration(Metric::PublishLatency, elapsed)
                     .emit();
                 tracing::info!(
                     event_id = %event.event_id,
@@ -122,8 +129,8 @@ impl<P: EventPublisher> Api<P> {
             Err(e) => {
                 tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "request not persisted");
                 Metrics::new(SERVICE)
-                    .count("PublishFailed", 1)
-                    .duration("PublishLatency", elapsed)
+                    .count(Metric::PublishFailed, 1)
+                    .duration(Metric::PublishLatency, elapsed)
                     .emit();
                 error(
                     ApiErrorCode::Unavailable,
@@ -161,7 +168,7 @@ fn is_json(content_type: Option<&HeaderValue>) -> bool {
 fn error(code: ApiErrorCode, message: &str, field: Option<&str>) -> Response<Body> {
     Metrics::new(SERVICE)
         .dimension("Reason", code.as_str())
-        .count("Rejected", 1)
+        .count(Metric::Rejected, 1)
         .emit();
     respond(status_of(code), &ErrorResponse::new(code, message, field))
 }

@@ -16,10 +16,31 @@ pub trait QuestionSource: Send + Sync {
         deadline: Instant,
     ) -> impl Future<Output = Result<Vec<Question>, GenerationError>> + Send;
 
+    /// [`QuestionSource::generate`], with what it took: the model calls made, for the response
+    /// record's headers (the request's timeline). A source that calls no model reports none.
+    fn generate_reported(
+        &self,
+        request: &GenerationRequest,
+        deadline: Instant,
+    ) -> impl Future<Output = (Result<Vec<Question>, GenerationError>, Option<Calls>)> + Send {
+        async move { (self.generate(request, deadline).await, None) }
+    }
+
     /// What to write as the response's `source` when it is not a model (e.g. `offline`).
     fn label(&self) -> Option<&str> {
         None
     }
+}
+
+/// The model calls made for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calls {
+    /// How many.
+    pub count: u64,
+    /// Their latency, added up.
+    pub latency: std::time::Duration,
+    /// The model of the last one.
+    pub model: String,
 }
 
 /// The error underneath a [`GenerationError`] (a reqwest or serde error, a broken rule), kept so
@@ -157,6 +178,14 @@ impl<T: QuestionSource> QuestionSource for &T {
         (**self).generate(request, deadline)
     }
 
+    fn generate_reported(
+        &self,
+        request: &GenerationRequest,
+        deadline: Instant,
+    ) -> impl Future<Output = (Result<Vec<Question>, GenerationError>, Option<Calls>)> + Send {
+        (**self).generate_reported(request, deadline)
+    }
+
     fn label(&self) -> Option<&str> {
         (**self).label()
     }
@@ -169,6 +198,14 @@ impl<T: QuestionSource> QuestionSource for std::sync::Arc<T> {
         deadline: Instant,
     ) -> impl Future<Output = Result<Vec<Question>, GenerationError>> + Send {
         (**self).generate(request, deadline)
+    }
+
+    fn generate_reported(
+        &self,
+        request: &GenerationRequest,
+        deadline: Instant,
+    ) -> impl Future<Output = (Result<Vec<Question>, GenerationError>, Option<Calls>)> + Send {
+        (**self).generate_reported(request, deadline)
     }
 
     fn label(&self) -> Option<&str> {

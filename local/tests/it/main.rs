@@ -1,11 +1,15 @@
 //! The local stack end to end over real HTTP and a real broker, read back by an independent
 //! client; and (in `trigger`) the event-source-mapping emulator's batching, partial batch,
 //! retry, on-failure, commit and resume rules; (in `replay`) the replay command; and (in
-//! `template`) that the emulator's defaults are the deployed trigger's.
+//! `template`) that the emulator's defaults are the deployed trigger's; (in `dashboard`) that the
+//! dashboard and alarms read only metrics the code emits; (in `timeline`) one request's trace and
+//! timeline read back from its records.
 
+mod dashboard;
 mod gemini;
 mod replay;
 mod template;
+mod timeline;
 mod trigger;
 
 use std::net::SocketAddr;

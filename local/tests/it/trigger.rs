@@ -150,9 +150,16 @@ pub async fn send(publisher: &KafkaPublisher, ids: &[&str]) {
             difficulty: Difficulty::Easy,
             context: None,
         });
-        publish_event(publisher, REQUEST_TOPIC, id, &event, &TraceContext::new_root())
-            .await
-            .unwrap();
+        publish_event(
+            publisher,
+            REQUEST_TOPIC,
+            id,
+            &event,
+            &TraceContext::new_root(),
+            &[],
+        )
+        .await
+        .unwrap();
     }
 }
 

@@ -2,9 +2,11 @@
 //! Logs turns into metrics, with no API call, no agent and no extra latency in the function.
 //!
 //! A [`Metrics`] record is built per outcome (a request accepted or rejected, a response
-//! published) and written with [`Metrics::emit`]. The namespace is [`NAMESPACE`]; every record
-//! has the dimension `Service` (the function) and may add one more (`Reason`, `Status`, …), so
-//! each metric is published both per service and per service and that dimension.
+//! published) and written with [`Metrics::emit`]. It takes a [`Metric`] of the catalog in
+//! `qgen_contract::metrics`, never a free name, so the dashboard and alarms can be checked against
+//! what the code emits. The namespace is [`NAMESPACE`]; every record has the dimension `Service`
+//! (the function) and may add one more (`Reason`, `Outcome`, `Model`), so each metric is published
+//! both per service and per service and that dimension.
 //!
 //! Format: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
 
@@ -13,28 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-/// The CloudWatch namespace of every metric the service emits.
-pub const NAMESPACE: &str = "QuestionGeneration";
-/// The dimension every record carries: which function emitted it.
-pub const SERVICE_DIMENSION: &str = "Service";
-
-/// A metric's unit, as CloudWatch names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    /// A count of things.
-    Count,
-    /// A duration in milliseconds.
-    Milliseconds,
-}
-
-impl Unit {
-    fn as_str(self) -> &'static str {
-        match self {
-            Unit::Count => "Count",
-            Unit::Milliseconds => "Milliseconds",
-        }
-    }
-}
+pub use qgen_contract::metrics::{Metric, NAMESPACE, SERVICE_DIMENSION, Unit};
 
 /// Metrics could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +30,7 @@ pub enum TelemetryError {
 pub struct Metrics {
     service: &'static str,
     dimension: Option<(&'static str, String)>,
-    values: Vec<(&'static str, f64, Unit)>,
+    values: Vec<(Metric, f64)>,
     properties: Vec<(&'static str, Value)>,
 }
 
@@ -72,15 +53,16 @@ impl Metrics {
     }
 
     /// Adds a count.
-    pub fn count(mut self, name: &'static str, n: u64) -> Self {
-        self.values.push((name, n as f64, Unit::Count));
+    pub fn count(mut self, metric: Metric, n: u64) -> Self {
+        debug_assert_eq!(metric.unit(), Unit::Count, "{metric:?}");
+        self.values.push((metric, n as f64));
         self
     }
 
     /// Adds a duration, in milliseconds.
-    pub fn duration(mut self, name: &'static str, elapsed: Duration) -> Self {
-        self.values
-            .push((name, elapsed.as_secs_f64() * 1000.0, Unit::Milliseconds));
+    pub fn duration(mut self, metric: Metric, elapsed: Duration) -> Self {
+        debug_assert_eq!(metric.unit(), Unit::Milliseconds, "{metric:?}");
+        self.values.push((metric, elapsed.as_secs_f64() * 1000.0));
         self
     }
 
@@ -102,10 +84,17 @@ impl Metrics {
         let definitions: Vec<Value> = self
             .values
             .iter()
-            .map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()}))
+            .map(|(metric, _)| json!({"Name": metric.name(), "Unit": metric.unit().as_str()}))
             .collect();
-        for (name, value, _) in &self.values {
-            root.insert((*name).into(), json!(value));
+        for (metric, value) in &self.values {
+            // What the catalog says of each metric is what the record publishes: the dashboard
+            // and the alarms are checked against the catalog (tests run with debug assertions).
+            debug_assert_eq!(
+                (metric.service(), metric.dimension()),
+                (self.service, self.dimension.as_ref().map(|(name, _)| *name)),
+                "{metric:?} emitted off its catalog entry"
+            );
+            root.insert(metric.name().into(), json!(value));
         }
         for (name, value) in &self.properties {
             root.insert((*name).into(), value.clone());
@@ -202,10 +191,10 @@ mod tests {
 
     #[test]
     fn writes_one_valid_emf_line_with_namespace_dimensions_and_metrics() {
-        let metrics = Metrics::new("question-api")
-            .dimension("Reason", "invalid_num_questions")
-            .count("Rejected", 1)
-            .duration("PublishLatency", Duration::from_micros(2_500))
+        let metrics = Metrics::new("question-generator")
+            .dimension("Outcome", "completed")
+            .count(Metric::Responses, 1)
+            .duration(Metric::GenerationLatency, Duration::from_micros(2_500))
             .property("request_id", "req-1");
         let mut out = Vec::new();
 
@@ -220,26 +209,28 @@ mod tests {
         assert_eq!(directive["Namespace"], NAMESPACE);
         assert_eq!(
             directive["Dimensions"],
-            json!([["Service"], ["Service", "Reason"]])
+            json!([["Service"], ["Service", "Outcome"]])
         );
         assert_eq!(
             directive["Metrics"],
-            json!([{"Name": "Rejected", "Unit": "Count"}, {"Name": "PublishLatency", "Unit": "Milliseconds"}])
+            json!([{"Name": "Responses", "Unit": "Count"}, {"Name": "GenerationLatency", "Unit": "Milliseconds"}])
         );
         // Every dimension and metric named in the directive is a top-level member (EMF's rule).
-        assert_eq!(doc["Service"], "question-api");
-        assert_eq!(doc["Reason"], "invalid_num_questions");
-        assert_eq!(doc["Rejected"], 1.0);
-        assert_eq!(doc["PublishLatency"], 2.5);
+        assert_eq!(doc["Service"], "question-generator");
+        assert_eq!(doc["Outcome"], "completed");
+        assert_eq!(doc["Responses"], 1.0);
+        assert_eq!(doc["GenerationLatency"], 2.5);
         assert_eq!(doc["request_id"], "req-1");
     }
 
     #[test]
     fn a_capture_takes_this_threads_records_until_it_is_dropped() {
         let capture = capture();
-        Metrics::new("question-generator").count("Records", 4).emit();
+        Metrics::new("question-generator")
+            .count(Metric::Records, 4)
+            .emit();
         let other = std::thread::spawn(|| {
-            Metrics::new("question-api").count("Accepted", 1).emit();
+            Metrics::new("question-api").count(Metric::Accepted, 1).emit();
         });
         other.join().unwrap();
 
@@ -252,8 +243,19 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "emitted off its catalog entry")]
+    fn a_metric_emitted_without_its_catalog_dimension_is_refused_in_tests() {
+        // Responses is published by Outcome: a record without it would leave the dashboard empty.
+        Metrics::new("question-generator")
+            .count(Metric::Responses, 1)
+            .to_json(0);
+    }
+
+    #[test]
     fn without_an_extra_dimension_metrics_are_per_service_only() {
-        let doc = Metrics::new("question-generator").count("Records", 4).to_json(0);
+        let doc = Metrics::new("question-generator")
+            .count(Metric::Records, 4)
+            .to_json(0);
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             json!([["Service"]])

@@ -20,6 +20,7 @@
 //!   partial batch response.
 //! - [`contracts`]: JSON Schema (`contracts/schemas.rs`), OpenAPI (`contracts/openapi.rs`) and
 //!   AsyncAPI (`contracts/asyncapi.rs`) documents generated from these types.
+//! - [`metrics`]: the CloudWatch metrics the functions emit, which the dashboard and alarms read.
 //! - [`offline`]: placeholder questions written without a model (local stack, stand-ins).
 //! - [`prompt`]: the request data the generator sends Gemini, which every stand-in reads back.
 //! - [`trace`]: the W3C `traceparent` every record carries, and how the API starts it.
@@ -28,6 +29,7 @@ pub mod api;
 pub mod contracts;
 pub mod decode;
 pub mod events;
+pub mod metrics;
 pub mod msk;
 pub mod offline;
 pub mod order;

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use qgen_adapters::telemetry::Metrics;
+use qgen_adapters::telemetry::{Metric, Metrics};
 use qgen_contract::events::{GenerationRequest, Question};
 use reqwest::header::RETRY_AFTER;
 use serde_json::Value;
@@ -17,7 +17,7 @@ use super::error_body::read_error;
 use super::reply::{Usage, read_reply};
 use crate::handler::SERVICE;
 use crate::retry::parse_retry_after;
-use crate::source::{Cause, GenerationError, cause};
+use crate::source::{Calls, Cause, GenerationError, cause};
 
 /// What one HTTP call came to.
 pub(super) enum Attempt {
@@ -87,13 +87,22 @@ impl Tally {
         Some(
             Metrics::new(SERVICE)
                 .dimension("Model", model.as_str())
-                .count("GeminiCalls", self.calls)
-                .duration("GeminiLatency", Duration::from_millis(self.latency_ms))
-                .count("GeminiPromptTokens", self.usage.prompt_token_count)
-                .count("GeminiCachedTokens", self.usage.cached_content_token_count)
-                .count("GeminiOutputTokens", self.usage.candidates_token_count)
-                .count("GeminiThoughtsTokens", self.usage.thoughts_token_count),
+                .count(Metric::GeminiCalls, self.calls)
+                .duration(Metric::GeminiLatency, Duration::from_millis(self.latency_ms))
+                .count(Metric::GeminiPromptTokens, self.usage.prompt_token_count)
+                .count(Metric::GeminiCachedTokens, self.usage.cached_content_token_count)
+                .count(Metric::GeminiOutputTokens, self.usage.candidates_token_count)
+                .count(Metric::GeminiThoughtsTokens, self.usage.thoughts_token_count),
         )
+    }
+
+    /// The calls made, or nothing when none was.
+    pub(super) fn calls(&self) -> Option<Calls> {
+        Some(Calls {
+            count: self.calls,
+            latency: Duration::from_millis(self.latency_ms),
+            model: self.model.clone()?,
+        })
     }
 
     /// Emits [`Tally::metrics`].

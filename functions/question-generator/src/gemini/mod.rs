@@ -47,7 +47,7 @@ use tokio::time::Instant;
 
 use crate::breaker::{CircuitBreaker, Clock, State as BreakerState, SystemClock};
 use crate::config::{GeminiConfig, RetryConfig, ThinkingLevel};
-use crate::source::{GenerationError, QuestionSource};
+use crate::source::{Calls, GenerationError, QuestionSource};
 use call::Tally;
 
 pub use key::api_key;
@@ -157,10 +157,18 @@ impl QuestionSource for GeminiClient {
         request: &GenerationRequest,
         deadline: Instant,
     ) -> Result<Vec<Question>, GenerationError> {
+        self.generate_reported(request, deadline).await.0
+    }
+
+    async fn generate_reported(
+        &self,
+        request: &GenerationRequest,
+        deadline: Instant,
+    ) -> (Result<Vec<Question>, GenerationError>, Option<Calls>) {
         let mut tally = Tally::default();
         let outcome = self.generate_until(request, deadline, &mut tally).await;
         tally.record();
         tally.emit();
-        outcome
+        (outcome, tally.calls())
     }
 }

@@ -5,7 +5,7 @@
 use std::time::SystemTime;
 
 use qgen_adapters::kafka::{EventPublisher, PublishError};
-use qgen_adapters::telemetry::Metrics;
+use qgen_adapters::telemetry::{Metric, Metrics};
 use qgen_contract::decode::Coordinates;
 use qgen_contract::events::ResponseEvent;
 use qgen_contract::order::shuffle_options;
@@ -15,9 +15,10 @@ use tracing::Instrument;
 
 use super::plan::{Job, conflict};
 use super::report::Outcome;
-use super::{Generator, SERVICE};
+use super::respond::ResponseRecord;
+use super::{Batch, Generator, SERVICE};
 use crate::idempotency::{Claim, IdempotencyStore};
-use crate::source::{GenerationError, QuestionSource};
+use crate::source::{Calls, GenerationError, QuestionSource};
 
 impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, I> {
     /// Answers a request and its duplicates in the batch: from the store when it was answered
@@ -25,8 +26,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
     pub(super) async fn answer(
         &self,
         job: Job,
-        deadline: Instant,
-        claim_until: SystemTime,
+        batch: &Batch,
     ) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
         let request_id = job.request.request_id.clone();
         // The request's trace (a new one when its record had none): every log line of the span
@@ -49,7 +49,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
             total_tokens = tracing::field::Empty,
         );
         async {
-            let claim = match self.store.claim(&request_id, &job.hash, claim_until).await {
+            let claim = match self.store.claim(&request_id, &job.hash, batch.claim_until).await {
                 Ok(claim) => Some(claim),
                 Err(e) => {
                     // Losing a request is worse than paying for a duplicate generation.
@@ -60,7 +60,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
             let response = match claim {
                 Some(Claim::Completed(stored)) => {
                     tracing::info!(event_id = %stored.event_id, "answered before: re-publishing the stored response");
-                    Metrics::new(SERVICE).count("IdempotentReplays", 1).emit();
+                    Metrics::new(SERVICE).count(Metric::IdempotentReplays, 1).emit();
                     Some(*stored)
                 }
                 Some(Claim::InProgress { until }) => {
@@ -76,36 +76,47 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                     Some(conflict(&job.event_id, &request_id))
                 }
                 Some(Claim::Acquired) | None => {
-                    let response = self.generate(&job, deadline).await;
-                    let published = self
-                        .publish_response(&response, trace, job.origin.requested_at)
-                        .await;
+                    let (response, calls) = self.generate(&job, batch.deadline).await;
+                    let record = ResponseRecord {
+                        trace,
+                        requested_at: job.origin.requested_at,
+                        invoked_at: batch.invoked_at,
+                        calls: calls.as_ref(),
+                    };
+                    let published = self.publish_response(&response, &record).await;
                     if claim.is_some() {
                         self.settle(&job, &response).await;
                     }
-                    return self.answer_duplicates(&job, Some(&response), published).await;
+                    return self
+                        .answer_duplicates(&job, Some(&response), published, batch)
+                        .await;
                 }
+            };
+            let record = ResponseRecord {
+                trace,
+                requested_at: job.origin.requested_at,
+                invoked_at: batch.invoked_at,
+                calls: None,
             };
             let published = match &response {
-                Some(response) => {
-                    self.publish_response(response, trace, job.origin.requested_at)
-                        .await
-                }
+                Some(response) => self.publish_response(response, &record).await,
                 None => Ok(Outcome::InProgress),
             };
-            self.answer_duplicates(&job, response.as_ref(), published).await
+            self.answer_duplicates(&job, response.as_ref(), published, batch)
+                .await
         }
         .instrument(span)
         .await
     }
 
-    /// Questions for the job's request, as its response event.
-    async fn generate(&self, job: &Job, deadline: Instant) -> ResponseEvent {
+    /// Questions for the job's request, as its response event, and the model calls made.
+    async fn generate(&self, job: &Job, deadline: Instant) -> (ResponseEvent, Option<Calls>) {
         let request = &job.request;
         let started = std::time::Instant::now();
-        let outcome = tokio::time::timeout_at(deadline, self.source.generate(request, deadline))
-            .await
-            .unwrap_or(Err(GenerationError::DeadlineExceeded));
+        let (outcome, calls) =
+            tokio::time::timeout_at(deadline, self.source.generate_reported(request, deadline))
+                .await
+                .unwrap_or((Err(GenerationError::DeadlineExceeded), None));
         // Outcome: `completed` or the failure's stable code, a small closed set.
         let label = match &outcome {
             Ok(_) => "completed",
@@ -113,8 +124,8 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         };
         Metrics::new(SERVICE)
             .dimension("Outcome", label)
-            .count("Responses", 1)
-            .duration("GenerationLatency", started.elapsed())
+            .count(Metric::Responses, 1)
+            .duration(Metric::GenerationLatency, started.elapsed())
             .emit();
         match outcome {
             Ok(mut questions) => {
@@ -124,11 +135,13 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 shuffle_options(&mut questions, &request.request_id);
                 let mut response = ResponseEvent::completed(&job.event_id, &request.request_id, questions);
                 response.event_data.source = self.source.label().map(str::to_owned);
-                response
+                (response, calls)
             }
             Err(e) => {
                 tracing::warn!(code = e.code().as_str(), error = e.message(), "generation failed");
-                ResponseEvent::failed(&job.event_id, &request.request_id, e.to_response_error())
+                let response =
+                    ResponseEvent::failed(&job.event_id, &request.request_id, e.to_response_error());
+                (response, calls)
             }
         }
     }
@@ -155,18 +168,23 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         job: &Job,
         response: Option<&ResponseEvent>,
         first: Result<Outcome, PublishError>,
+        batch: &Batch,
     ) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
         let mut outcomes = vec![(job.source.clone(), first)];
         for duplicate in &job.duplicates {
-            let trace = duplicate.origin.trace.unwrap_or_else(TraceContext::new_root);
-            let requested_at = duplicate.origin.requested_at;
+            let record = ResponseRecord {
+                trace: duplicate.origin.trace.unwrap_or_else(TraceContext::new_root),
+                requested_at: duplicate.origin.requested_at,
+                invoked_at: batch.invoked_at,
+                calls: None,
+            };
             let outcome = if duplicate.conflicting {
                 tracing::warn!(event_id = %duplicate.event_id, "request_id reused for different content in the batch");
                 let response = conflict(&duplicate.event_id, &job.request.request_id);
-                self.publish_response(&response, trace, requested_at).await
+                self.publish_response(&response, &record).await
             } else {
                 match response {
-                    Some(response) => self.publish_response(response, trace, requested_at).await,
+                    Some(response) => self.publish_response(response, &record).await,
                     None => Ok(Outcome::InProgress),
                 }
             };

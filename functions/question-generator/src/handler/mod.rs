@@ -22,18 +22,21 @@
 //! - `answer`: one request: the idempotency claim, generation, and its duplicates' answers.
 //! - `report`: the [`BatchReport`] and the partial batch response it carries (pure).
 //! - `dead_letter`: the DLQ copy of a poison record and its `dlq-*` headers (pure).
+//! - `respond`: publishing a response: its trace, its timeline headers, the request-to-response
+//!   latency.
 
 mod answer;
 mod dead_letter;
 mod plan;
 mod report;
+mod respond;
 
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::StreamExt;
-use qgen_adapters::kafka::{EventPublisher, OutboundRecord, PublishError, publish_event};
-use qgen_adapters::telemetry::Metrics;
+use qgen_adapters::kafka::{EventPublisher, OutboundRecord, PublishError};
+use qgen_adapters::telemetry::{Metric, Metrics};
 use qgen_contract::decode::{Coordinates, Decoded, Origin, decode_batch};
 use qgen_contract::events::{ErrorCode, ResponseError, ResponseEvent};
 use qgen_contract::trace::TraceContext;
@@ -47,9 +50,20 @@ use crate::source::QuestionSource;
 use dead_letter::dlq_headers;
 use plan::{Job, Work, group};
 use report::Outcome;
+use respond::ResponseRecord;
 
 pub use dead_letter::{DLQ_ERROR, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC};
 pub use report::BatchReport;
+
+/// The invocation, as each of its records sees it.
+pub(super) struct Batch {
+    /// When generation must stop, leaving time to publish.
+    pub(super) deadline: Instant,
+    /// How long an idempotency claim made now lasts.
+    pub(super) claim_until: SystemTime,
+    /// When the invocation started.
+    pub(super) invoked_at: SystemTime,
+}
 
 /// The `Service` dimension of this function's metrics.
 pub const SERVICE: &str = "question-generator";
@@ -104,17 +118,25 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
     /// Handles one MSK batch that must be done by `deadline`.
     #[tracing::instrument(skip_all, fields(records = tracing::field::Empty))]
     pub async fn handle(&self, event: &KafkaEvent, deadline: Instant) -> BatchReport {
+        let invoked_at = SystemTime::now();
         let decoded = decode_batch(event, &self.limits);
         let records = decoded.len();
         tracing::Span::current().record("records", records);
-        Metrics::new(SERVICE).count("Records", records as u64).emit();
+        Metrics::new(SERVICE)
+            .count(Metric::Records, records as u64)
+            .emit();
         let generation_deadline = deadline::generation_deadline(deadline, self.publish_reserve);
         // A claim lasts until this invocation's deadline: after it, a retry may take over.
         let claim_until = deadline::claim_until(deadline, Instant::now(), SystemTime::now());
+        let batch = Batch {
+            deadline: generation_deadline,
+            claim_until,
+            invoked_at,
+        };
 
         let outcomes: Vec<(Coordinates, Result<Outcome, PublishError>)> =
             futures::stream::iter(group(decoded))
-                .map(|work| self.process(work, generation_deadline, claim_until))
+                .map(|work| self.process(work, &batch))
                 .buffer_unordered(self.concurrency)
                 .flat_map(futures::stream::iter)
                 .collect()
@@ -126,14 +148,9 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
     }
 
     /// Works one item of the plan; a job answers its duplicates too, hence several outcomes.
-    async fn process(
-        &self,
-        work: Work,
-        deadline: Instant,
-        claim_until: SystemTime,
-    ) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
+    async fn process(&self, work: Work, batch: &Batch) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
         match work {
-            Work::Request(job) => self.answer(job, deadline, claim_until).await,
+            Work::Request(job) => self.answer(job, batch).await,
             // `group` makes every request a job; one that came here anyway is still answered.
             Work::Settle(Decoded::Request {
                 source,
@@ -141,7 +158,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 request,
                 origin,
             }) => {
-                self.answer(Job::new(source, event_id, request, origin), deadline, claim_until)
+                self.answer(Job::new(source, event_id, request, origin), batch)
                     .await
             }
             Work::Settle(Decoded::Invalid {
@@ -150,7 +167,10 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 request_id,
                 error,
                 origin,
-            }) => vec![(source, self.invalid(&event_id, &request_id, &error, origin).await)],
+            }) => vec![(
+                source,
+                self.invalid(&event_id, &request_id, &error, origin, batch).await,
+            )],
             Work::Settle(Decoded::Poison {
                 source,
                 key,
@@ -173,12 +193,13 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         request_id: &str,
         error: &ValidationError,
         origin: Origin,
+        batch: &Batch,
     ) -> Result<Outcome, PublishError> {
         let trace = origin.trace.unwrap_or_else(TraceContext::new_root);
         tracing::info!(request_id = %request_id, trace_id = %trace.trace_id(), field = %error.field, "invalid request");
         Metrics::new(SERVICE)
             .dimension("Outcome", ErrorCode::InvalidRequest.as_str())
-            .count("Responses", 1)
+            .count(Metric::Responses, 1)
             .emit();
         let response = ResponseEvent::failed(
             event_id,
@@ -189,53 +210,13 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 retryable: false,
             },
         );
-        self.publish_response(&response, trace, origin.requested_at).await
-    }
-
-    /// Publishes `response`, keyed by its `request_id`, in the request's `trace` (with a span of
-    /// the generator's own), and emits the request-to-response latency: from the request event's
-    /// `timestamp` to the broker's acknowledgement of the response.
-    async fn publish_response(
-        &self,
-        response: &ResponseEvent,
-        trace: TraceContext,
-        requested_at: Option<SystemTime>,
-    ) -> Result<Outcome, PublishError> {
-        let data = &response.event_data;
-        let delivered = publish_event(
-            &self.publisher,
-            &self.response_topic,
-            &data.request_id,
-            response,
-            &trace.child(),
-        )
-        .await?;
-        if let Some(requested_at) = requested_at {
-            let outcome = data.error.as_ref().map_or("completed", |e| e.code.as_str());
-            let latency = delivered
-                .acked_at
-                .duration_since(requested_at)
-                .unwrap_or_default();
-            Metrics::new(SERVICE)
-                .dimension("Outcome", outcome)
-                .duration("RequestToResponse", latency)
-                .property("request_id", data.request_id.as_str())
-                .property("trace_id", trace.trace_id())
-                .emit();
-        }
-        tracing::info!(
-            request_id = %data.request_id,
-            trace_id = %trace.trace_id(),
-            event_id = %response.event_id,
-            status = ?data.status,
-            partition = delivered.partition,
-            offset = delivered.offset,
-            "response published"
-        );
-        Ok(match data.error {
-            None => Outcome::Completed,
-            Some(_) => Outcome::Failed,
-        })
+        let record = ResponseRecord {
+            trace,
+            requested_at: origin.requested_at,
+            invoked_at: batch.invoked_at,
+            calls: None,
+        };
+        self.publish_response(&response, &record).await
     }
 
     /// Sends a poison record, as it came, to the DLQ.
@@ -254,7 +235,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
             reason,
             "poison record sent to the DLQ"
         );
-        Metrics::new(SERVICE).count("DeadLettered", 1).emit();
+        Metrics::new(SERVICE).count(Metric::DeadLettered, 1).emit();
         let headers = dlq_headers(source, original_headers, reason);
         let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         self.publisher

@@ -470,6 +470,25 @@ async fn each_response_continues_its_requests_trace_and_meters_request_to_respon
         "replaced, not propagated"
     );
     assert_ne!(trace_id("req-untraced"), trace_id("req-malformed"));
+    // The timeline headers: the invocation that answered, and the one Gemini call each made.
+    for id in ["req-traced", "req-untraced", "req-malformed"] {
+        let invoked = responses[id].header("qgen-batch-invoked-at").unwrap();
+        let invoked: SystemTime = chrono::DateTime::parse_from_rfc3339(invoked).unwrap().into();
+        assert!(invoked >= requested_at[id] - Duration::from_millis(1) && invoked <= responses[id].acked_at);
+        assert_eq!(responses[id].header("qgen-gemini-calls"), Some("1"), "{id}");
+        assert_eq!(
+            responses[id].header("qgen-gemini-model"),
+            Some("gemini-3.6-flash"),
+            "{id}"
+        );
+        assert!(
+            responses[id]
+                .header("qgen-gemini-ms")
+                .unwrap()
+                .parse::<u64>()
+                .is_ok()
+        );
+    }
     // One latency record per response: from the request's timestamp to the acknowledgement.
     let latencies: Vec<Value> = metrics
         .records()

@@ -118,14 +118,15 @@ impl<T: EventPublisher> EventPublisher for std::sync::Arc<T> {
     }
 }
 
-/// Serializes `event` and publishes it with key `key` and the contract's headers
-/// (`eventType`, `eventId`, `content-type`, `traceparent` from `trace`).
+/// Serializes `event` and publishes it with key `key`, the contract's headers (`eventType`,
+/// `eventId`, `content-type`, `traceparent` from `trace`) and then `extra` headers.
 pub async fn publish_event<P, D>(
     publisher: &P,
     topic: &str,
     key: &str,
     event: &Envelope<D>,
     trace: &TraceContext,
+    extra: &[(&str, &[u8])],
 ) -> Result<Delivered, PublishError>
 where
     P: EventPublisher + ?Sized,
@@ -136,12 +137,13 @@ where
         source,
     })?;
     let traceparent = trace.to_header();
-    let headers = [
+    let mut headers = vec![
         (HEADER_EVENT_TYPE, event.event_type.as_bytes()),
         (HEADER_EVENT_ID, event.event_id.as_bytes()),
         (HEADER_CONTENT_TYPE, CONTENT_TYPE_JSON.as_bytes()),
         (TRACEPARENT, traceparent.as_bytes()),
     ];
+    headers.extend_from_slice(extra);
     publisher
         .publish(OutboundRecord {
             topic,

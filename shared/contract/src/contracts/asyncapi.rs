@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 use super::schemas::{request_event, response_event};
 use crate::events::{REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE};
-use crate::trace::TRACEPARENT;
+use crate::trace::{
+    HEADER_BATCH_INVOKED_AT, HEADER_GEMINI_CALLS, HEADER_GEMINI_MODEL, HEADER_GEMINI_MS, TRACEPARENT,
+};
 
 fn event_headers(event_type: &str) -> Value {
     json!({
@@ -27,6 +29,38 @@ fn event_headers(event_type: &str) -> Value {
             }
         }
     })
+}
+
+/// A response's headers: an event's, and its timeline (`qgen-local timeline` reads them).
+fn response_headers() -> Value {
+    let mut headers = event_headers(RESPONSE_EVENT_TYPE);
+    let properties = headers["properties"].as_object_mut().expect("an object");
+    for (name, description) in [
+        (
+            HEADER_BATCH_INVOKED_AT,
+            "When the invocation that answered the request started (RFC 3339, UTC, milliseconds)",
+        ),
+        (
+            HEADER_GEMINI_CALLS,
+            "Gemini calls made for this answer, decimal; absent when none was (an answer re-published \
+             from the idempotency store, an invalid request, the offline source)",
+        ),
+        (
+            HEADER_GEMINI_MS,
+            "Their latency added up, milliseconds, decimal; with qgen-gemini-calls",
+        ),
+        (
+            HEADER_GEMINI_MODEL,
+            "The model of the last call; with qgen-gemini-calls",
+        ),
+    ] {
+        properties.insert(name.into(), json!({"type": "string", "description": description}));
+    }
+    headers["required"]
+        .as_array_mut()
+        .expect("an array")
+        .push(HEADER_BATCH_INVOKED_AT.into());
+    headers
 }
 
 /// The AsyncAPI 3.0 document of the topics.
@@ -118,7 +152,7 @@ pub fn asyncapi() -> Value {
                     "name": "ResponseEvent",
                     "title": "Question generation response",
                     "contentType": "application/json",
-                    "headers": event_headers(RESPONSE_EVENT_TYPE),
+                    "headers": response_headers(),
                     "payload": response_event(s()),
                     "bindings": {"kafka": {"key": key}}
                 },

@@ -1,6 +1,6 @@
 //! Machine-readable contracts, generated from the Rust types so they cannot drift: JSON Schemas
 //! for the topics' envelopes and the HTTP bodies, an OpenAPI document for the endpoint and an
-//! AsyncAPI document for the topics. The committed copies live in `contracts/`; a test fails
+//! AsyncAPI document for the topics, and the catalog of CloudWatch metrics (`metrics.json`). The committed copies live in `contracts/`; a test fails
 //! when they differ from what this module generates.
 //!
 //! The schemas are built in `schemas.rs`; `openapi.rs` and `asyncapi.rs` embed them in their
@@ -24,5 +24,6 @@ pub fn documents() -> Vec<(String, Value)> {
         .collect();
     documents.push(("openapi.json".to_owned(), openapi()));
     documents.push(("asyncapi.json".to_owned(), asyncapi()));
+    documents.push(("metrics.json".to_owned(), crate::metrics::catalog()));
     documents
 }

@@ -54,7 +54,12 @@ pub type ResponseEvent = Envelope<GenerationResponse>;
 
 /// The current time as the wire writes it: RFC 3339, UTC, milliseconds, `Z`.
 pub fn now_timestamp() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    timestamp(std::time::SystemTime::now())
+}
+
+/// `at` as the envelope writes times: RFC 3339, UTC, milliseconds.
+pub fn timestamp(at: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// A fresh request `eventId`.
