@@ -14,12 +14,12 @@
 //! - `records`: producing a request, reading a topic back, and a message's JSON and headers.
 //! - `gemini`: [`GeminiStandIn`], the HTTP stand-in for Gemini, and the replies it gives.
 //! - `moto`: [`MotoServer`], local AWS APIs, and [`dynamodb_client`].
-//! - `contracts`: the committed contract documents and [`assert_matches_schema`].
+//! - [`assert_matches_schema`], [`contract`], [`schema_errors`]: re-exported from
+//!   `qgen-schema-check`, which the contract crate's tests use without the rest of this kit.
 //! - `logs`: [`capture_logs`] into a [`LogBuffer`].
 //! - `fixtures`: [`env_lookup`] for the configuration readers, [`sample_request`].
 
 mod brokers;
-mod contracts;
 mod fixtures;
 mod gemini;
 mod logs;
@@ -28,7 +28,6 @@ mod publisher;
 mod records;
 
 pub use brokers::{MockBroker, SERVICE_TOPICS, TansuBroker, free_port};
-pub use contracts::{assert_matches_schema, contract, schema_errors};
 pub use fixtures::{env_lookup, sample_request};
 pub use gemini::{
     AnswersAsAsked, GeminiStandIn, answer_with_usage, gemini_error, gemini_reply, sample_questions,
@@ -36,4 +35,5 @@ pub use gemini::{
 pub use logs::{LogBuffer, capture_logs};
 pub use moto::{MotoServer, dynamodb_client};
 pub use publisher::{PublishedRecord, RecordingPublisher};
+pub use qgen_schema_check::{assert_matches_schema, contract, schema_errors};
 pub use records::{message_header, message_json, produce_request, read_topic, response_request_ids};

@@ -7,7 +7,7 @@ use base64::Engine;
 use qgen_contract::api::ApiErrorCode;
 use qgen_contract::contracts::documents;
 use qgen_contract::validation::{Limits, parse_request_body};
-use qgen_testkit::{assert_matches_schema, schema_errors};
+use qgen_schema_check::{assert_matches_schema, contract, schema_errors};
 use serde_json::{Value, json};
 
 fn contracts_dir() -> PathBuf {
@@ -142,7 +142,7 @@ fn the_request_schema_agrees_with_the_validator() {
 
 #[test]
 fn the_openapi_document_documents_every_status_the_api_answers() {
-    let openapi = qgen_testkit::contract("openapi.json");
+    let openapi = contract("openapi.json");
     let responses = &openapi["paths"][qgen_contract::api::ROUTE]["post"]["responses"];
     for status in ["202", "400", "405", "413", "415", "503"] {
         assert!(responses.get(status).is_some(), "{status}");
@@ -164,7 +164,7 @@ fn error_bodies_match_their_schema() {
 #[test]
 fn the_error_schema_and_the_openapi_document_list_every_error_code_the_api_answers_with() {
     let codes: Vec<&str> = ApiErrorCode::ALL.iter().map(|code| code.as_str()).collect();
-    let schema = qgen_testkit::contract("schemas/http-error.schema.json");
+    let schema = contract("schemas/http-error.schema.json");
     let in_schema: Vec<&str> = schema["properties"]["error"]["properties"]["code"]["oneOf"]
         .as_array()
         .expect("code is a oneOf of its values")
@@ -172,7 +172,7 @@ fn the_error_schema_and_the_openapi_document_list_every_error_code_the_api_answe
         .filter_map(|choice| choice["const"].as_str())
         .collect();
     assert_eq!(in_schema, codes);
-    let openapi = qgen_testkit::contract("openapi.json");
+    let openapi = contract("openapi.json");
     let in_openapi: Vec<&str> =
         openapi["components"]["schemas"]["ErrorResponse"]["properties"]["error"]["properties"]["code"]["oneOf"]
             .as_array()

@@ -1,5 +1,7 @@
-//! The committed contract documents (`contracts/`), and checks of values against their JSON
-//! Schemas.
+//! `qgen-schema-check`: the committed contract documents (`contracts/`), and checks of values
+//! against their JSON Schemas. A dev-dependency only, with no broker, SDK or runtime in its tree,
+//! so the contract crate's tests (and its mutation runs) rebuild in seconds; `qgen-testkit`
+//! re-exports it for every other crate.
 
 use serde_json::Value;
 
