@@ -164,6 +164,16 @@ ensure_arm64_emulation() {
 
 # cargo-fuzz (scripts/fuzz) and the C++ compiler that builds libFuzzer. The targets build on
 # stable Rust: without a sanitizer cargo-fuzz passes no -Z flag.
+# cargo-mutants, pinned (scripts/mutants): mutation testing. Cached like cargo-fuzz.
+CARGO_MUTANTS_VERSION="27.1.0"
+ensure_cargo_mutants() {
+  local root="$QGEN_CACHE/tools"
+  export PATH="$root/bin:$PATH"
+  [ "$(cargo mutants --version 2>/dev/null)" = "cargo-mutants $CARGO_MUTANTS_VERSION" ] && return
+  log "installing cargo-mutants $CARGO_MUTANTS_VERSION into $root (about 2 minutes, once)"
+  cargo install cargo-mutants --version "$CARGO_MUTANTS_VERSION" --locked --root "$root" >&2
+}
+
 ensure_cargo_fuzz() {
   local root="$QGEN_CACHE/tools"
   command -v c++ >/dev/null 2>&1 || { log "installing g++ (builds libFuzzer)"; apt_install g++; }

@@ -358,4 +358,62 @@ mod tests {
         assert_eq!(coords, sorted);
         assert!(coords.len() >= 3);
     }
+
+    fn kind(value: &[u8]) -> &'static str {
+        match decode_one(Some(value)) {
+            Decoded::Request { .. } => "request",
+            Decoded::Invalid { .. } => "invalid",
+            Decoded::Poison { .. } => "poison",
+        }
+    }
+
+    #[test]
+    fn a_record_of_exactly_the_size_limit_decodes_and_one_byte_more_is_poison() {
+        let mut value = envelope(
+            REQUEST_EVENT_TYPE,
+            json!({"request_id": "req-1", "topic": "Loops", "num_questions": 2}),
+        );
+        // JSON allows trailing whitespace: the request is the same, the record as large as allowed.
+        value.resize(MAX_RECORD_BYTES, b' ');
+
+        assert_eq!(kind(&value), "request");
+        value.push(b' ');
+        assert!(poison_reason(Some(&value)).contains("larger than 262144 bytes"));
+    }
+
+    #[test]
+    fn an_event_id_of_the_longest_length_is_kept_and_a_longer_or_empty_one_is_poison() {
+        let with_id = |id: String| {
+            json!({"eventId": id, "eventType": REQUEST_EVENT_TYPE,
+                "eventData": {"request_id": "req-1", "topic": "Loops", "num_questions": 1}})
+            .to_string()
+            .into_bytes()
+        };
+
+        assert_eq!(
+            kind(&with_id("é".repeat(256))),
+            "request",
+            "256 characters, 512 bytes"
+        );
+        assert!(poison_reason(Some(&with_id("e".repeat(257)))).contains("eventId"));
+        assert!(poison_reason(Some(&with_id(String::new()))).contains("eventId"));
+    }
+
+    #[test]
+    fn event_data_that_is_not_an_object_is_poison_saying_what_was_expected() {
+        let value = envelope(REQUEST_EVENT_TYPE, json!([1, 2]));
+        let reason = poison_reason(Some(&value));
+        assert!(reason.contains("expected a JSON object"), "{reason}");
+    }
+
+    #[test]
+    fn a_request_without_a_valid_request_id_is_poison_nobody_could_answer() {
+        for data in [
+            json!({"request_id": "bad id!", "topic": "Loops", "num_questions": 1}),
+            json!({"request_id": 7, "topic": "Loops", "num_questions": 1}),
+        ] {
+            let value = envelope(REQUEST_EVENT_TYPE, data);
+            assert!(poison_reason(Some(&value)).contains("request_id"));
+        }
+    }
 }

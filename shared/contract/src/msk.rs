@@ -180,4 +180,31 @@ mod tests {
             json!({"batchItemFailures": []})
         );
     }
+
+    #[test]
+    fn records_are_grouped_by_topic_partition_as_lambda_delivers_them() {
+        let record = |partition: i64, offset: i64| {
+            json!({"topic": "question.request", "partition": partition, "offset": offset,
+                "timestamp": 0, "timestampType": "CREATE_TIME", "headers": []})
+        };
+
+        let event = kafka_event(
+            [record(1, 5), record(0, 3), record(1, 6)],
+            "arn:aws:kafka:eu-west-1:1:cluster/c/u",
+            "b-1:9098",
+        );
+
+        assert_eq!(event.event_source.as_deref(), Some("aws:kafka"));
+        assert_eq!(event.bootstrap_servers.as_deref(), Some("b-1:9098"));
+        let offsets = |group: &str| -> Vec<i64> { event.records[group].iter().map(|r| r.offset).collect() };
+        assert_eq!(offsets("question.request-1"), [5, 6]);
+        assert_eq!(offsets("question.request-0"), [3]);
+        assert_eq!(event.records.len(), 2);
+    }
+
+    #[test]
+    fn only_an_empty_response_is_a_success() {
+        assert!(KafkaBatchResponse::default().is_success());
+        assert!(!KafkaBatchResponse::retry_from([("question.request", 0, 7)]).is_success());
+    }
 }

@@ -79,4 +79,30 @@ mod tests {
             assert_eq!(validate_questions(&questions, &request), Ok(()));
         }
     }
+
+    #[test]
+    fn the_stand_in_reply_is_a_finished_generate_content_answer_with_the_questions_asked_for() {
+        let reply = gemini_reply("{\"questions\": []}", "STOP");
+        assert_eq!(reply["candidates"][0]["finishReason"], "STOP");
+        assert_eq!(
+            reply["candidates"][0]["content"]["parts"][0]["text"],
+            "{\"questions\": []}"
+        );
+        assert_eq!(reply["usageMetadata"]["totalTokenCount"], 600);
+
+        let body = json!({"contents": [{"parts": [{"text": crate::prompt::PromptData::from(&GenerationRequest {
+            request_id: "r".into(),
+            topic: "Joins".into(),
+            num_questions: 4,
+            difficulty: Difficulty::Easy,
+            context: None,
+        }).to_text()}]}]});
+        let answer = answer_generate_content(body.to_string().as_bytes());
+        let text = answer["candidates"][0]["content"]["parts"][0]["text"]
+            .as_str()
+            .unwrap();
+        let questions: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(questions["questions"].as_array().unwrap().len(), 4);
+        assert_eq!(questions["questions"][0]["difficulty"], "easy");
+    }
 }

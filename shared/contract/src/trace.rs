@@ -68,8 +68,8 @@ impl TraceContext {
     }
 
     /// An X-Ray trace header (API Gateway's `X-Amzn-Trace-Id`, Lambda's `_X_AMZN_TRACE_ID`) as
-    /// a trace context: the root's 32 hex digits are the trace id, `Parent` (or a new id) the
-    /// parent, `Sampled=1` the sampled flag.
+    /// a trace context: the root's 32 hex digits are the trace id, `Parent` (or a new id when it
+    /// is missing, malformed or zero) the parent, `Sampled=1` the sampled flag.
     pub fn from_xray(header: &str) -> Option<Self> {
         let mut root = None;
         let mut parent = None;
@@ -84,15 +84,19 @@ impl TraceContext {
         }
         let root = root?.strip_prefix("1-")?;
         let (epoch, unique) = root.split_once('-')?;
-        if epoch.len() != 8 || unique.len() != 24 || !is_hex(epoch) || !is_hex(unique) {
+        let digits = format!("{epoch}{unique}");
+        // `is_hex` first: `from_str_radix` would take a leading `+`.
+        if epoch.len() != 8 || unique.len() != 24 || !is_hex(&digits) {
             return None;
         }
-        let trace_id = u128::from_str_radix(&format!("{epoch}{unique}"), 16).ok()?;
-        let parent_id = match parent {
-            Some(p) if p.len() == 16 && is_hex(p) => u64::from_str_radix(p, 16).ok()?,
-            _ => random_span_id(),
-        };
-        (trace_id != 0 && parent_id != 0).then_some(TraceContext {
+        let trace_id = u128::from_str_radix(&digits, 16).ok()?;
+        // A parent that is missing, malformed or zero is replaced; the trace is kept.
+        let parent_id = parent
+            .filter(|p| p.len() == 16 && is_hex(p))
+            .and_then(|p| u64::from_str_radix(p, 16).ok())
+            .filter(|&id| id != 0)
+            .unwrap_or_else(random_span_id);
+        (trace_id != 0).then_some(TraceContext {
             trace_id,
             parent_id,
             flags: u8::from(sampled),
@@ -246,5 +250,51 @@ mod tests {
         assert_eq!(child.trace_id(), parent.trace_id());
         assert_ne!(child.to_header(), parent.to_header());
         assert_eq!(&child.to_header()[53..], "01");
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_length_is_refused_even_when_the_header_is_55_characters() {
+        // A 15-digit parent id and a trailing dash: 55 characters, four fields, one too short.
+        assert_eq!(
+            TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01-"),
+            None
+        );
+        assert_eq!(
+            TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01-"),
+            None
+        );
+    }
+
+    #[test]
+    fn an_xray_root_must_be_hex_and_non_zero_and_a_bad_parent_is_replaced() {
+        for bad in [
+            "Root=1-5759e98z-bd862e3fe1be46a994272793",
+            "Root=1-5759e988-bd862e3fe1be46a99427279z",
+            "Root=1-00000000-000000000000000000000000",
+            "Root=1-+759e988-bd862e3fe1be46a994272793",
+        ] {
+            assert_eq!(TraceContext::from_xray(bad), None, "{bad}");
+        }
+        // Each bad parent, and the parent id it must not become.
+        for (parent, not) in [
+            ("xyz", "xyz"),
+            ("abc", "0000000000000abc"),
+            ("53995c3f42cd8adz", "53995c3f42cd8adz"),
+            ("+3995c3f42cd8ad8", "03995c3f42cd8ad8"),
+            ("0000000000000000", "0000000000000000"),
+        ] {
+            let header = format!("Root=1-5759e988-bd862e3fe1be46a994272793;Parent={parent};Sampled=1");
+            let context = TraceContext::from_xray(&header).unwrap_or_else(|| panic!("{header}"));
+            let ours = context.to_header();
+            assert!(!ours.contains(not), "{parent}: {ours}");
+            assert_eq!(TraceContext::parse(&ours), Some(context));
+        }
+    }
+
+    #[test]
+    fn every_child_gets_a_span_id_of_its_own() {
+        let parent = TraceContext::parse(VALID).unwrap();
+        let ids: std::collections::HashSet<String> = (0..50).map(|_| parent.child().to_header()).collect();
+        assert_eq!(ids.len(), 50);
     }
 }

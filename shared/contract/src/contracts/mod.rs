@@ -16,6 +16,14 @@ pub use self::asyncapi::asyncapi;
 pub use self::openapi::openapi;
 pub use self::schemas::json_schemas;
 
+/// A document as its committed file holds it: pretty JSON and a final newline.
+pub fn to_file_text(document: &Value) -> String {
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(document).expect("a JSON value serializes")
+    )
+}
+
 /// Every committed contract document, by path under `contracts/`.
 pub fn documents() -> Vec<(String, Value)> {
     let mut documents: Vec<(String, Value)> = json_schemas()

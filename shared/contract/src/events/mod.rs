@@ -170,4 +170,35 @@ mod tests {
         assert_eq!(json["eventData"]["error"]["code"], "invalid_request");
         assert_eq!(json["eventData"]["error"]["retryable"], false);
     }
+
+    #[test]
+    fn a_request_event_id_is_the_prefix_and_a_new_uuid() {
+        let a = new_request_event_id();
+        let b = new_request_event_id();
+
+        let hex = a.strip_prefix("evt_qgen_request_").unwrap();
+        assert_eq!(hex.len(), 32);
+        assert!(Uuid::parse_str(hex).is_ok(), "{a}");
+        assert_ne!(a, b);
+        assert_eq!(
+            RequestEvent::new_request(GenerationRequest {
+                request_id: "r".into(),
+                topic: "t".into(),
+                num_questions: 1,
+                difficulty: Difficulty::Hard,
+                context: None,
+            })
+            .event_data
+            .difficulty
+            .as_str(),
+            "hard"
+        );
+    }
+
+    #[test]
+    fn difficulties_name_themselves_as_on_the_wire() {
+        for difficulty in [Difficulty::Easy, Difficulty::Medium, Difficulty::Hard] {
+            assert_eq!(serde_json::to_value(difficulty).unwrap(), difficulty.as_str());
+        }
+    }
 }

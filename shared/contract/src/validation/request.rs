@@ -417,4 +417,34 @@ mod tests {
         // ...and in an unknown one it is skipped without being built.
         assert!(parse(&format!(r#"{{"topic":"x","num_questions":1,"deep":{deep}}}"#)).is_ok());
     }
+
+    #[test]
+    fn a_body_of_exactly_the_size_limit_is_read() {
+        let mut body = br#"{"topic":"Loops","num_questions":1}"#.to_vec();
+        body.resize(MAX_BODY_BYTES, b' ');
+
+        assert!(parse_request_body(&body, &Limits::default()).is_ok());
+        body.push(b' ');
+        assert_eq!(
+            parse_request_body(&body, &Limits::default()).unwrap_err().field,
+            "body"
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_says_an_object_was_expected() {
+        let error = parse("[1, 2]").unwrap_err();
+        assert!(error.message.contains("a JSON object"), "{}", error.message);
+    }
+
+    #[test]
+    fn only_a_well_formed_request_id_addresses_a_reply() {
+        let raw = |id: serde_json::Value| RawRequest {
+            request_id: Some(id),
+            ..RawRequest::default()
+        };
+        assert_eq!(raw("req-1".into()).valid_request_id(), Some("req-1"));
+        assert_eq!(raw("bad id!".into()).valid_request_id(), None);
+        assert_eq!(raw(7.into()).valid_request_id(), None);
+    }
 }

@@ -1,11 +1,12 @@
 //! The committed contracts are what the code generates, the sample events match them, and the
 //! documented request schema agrees with the validator the API actually runs.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use qgen_contract::api::ApiErrorCode;
-use qgen_contract::contracts::documents;
+use qgen_contract::contracts::{documents, to_file_text};
 use qgen_contract::validation::{Limits, parse_request_body};
 use qgen_schema_check::{assert_matches_schema, contract, schema_errors};
 use serde_json::{Value, json};
@@ -21,23 +22,43 @@ fn events_file(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-#[test]
-fn committed_contracts_are_what_the_code_generates() {
-    let update = std::env::var_os("QGEN_UPDATE_CONTRACTS").is_some();
-    let mut stale = Vec::new();
-    for (path, document) in documents() {
-        let file = contracts_dir().join(&path);
-        let generated = format!("{}\n", serde_json::to_string_pretty(&document).unwrap());
-        if update {
-            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-            std::fs::write(&file, &generated).unwrap();
-        } else if std::fs::read_to_string(&file).ok().as_deref() != Some(generated.as_str()) {
-            stale.push(path);
+/// Every `.json` file under `contracts/`, by path relative to it.
+fn committed_files() -> BTreeSet<String> {
+    fn walk(dir: &Path, root: &Path, files: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, files);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                files.insert(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
         }
     }
+    let mut files = BTreeSet::new();
+    walk(&contracts_dir(), &contracts_dir(), &mut files);
+    files
+}
+
+#[test]
+fn committed_contracts_are_what_the_code_generates() {
+    let documents = documents();
+
+    let generated: BTreeSet<String> = documents.iter().map(|(path, _)| path.clone()).collect();
+    assert_eq!(
+        generated,
+        committed_files(),
+        "every committed document is generated, and only those"
+    );
+    let stale: Vec<&String> = documents
+        .iter()
+        .filter(|(path, document)| {
+            std::fs::read_to_string(contracts_dir().join(path)).ok() != Some(to_file_text(document))
+        })
+        .map(|(path, _)| path)
+        .collect();
     assert!(
         stale.is_empty(),
-        "contracts/ is out of date for {stale:?}: run QGEN_UPDATE_CONTRACTS=1 cargo test -p qgen-contract --test it contracts and commit"
+        "contracts/ is out of date for {stale:?}: run scripts/update-contracts and commit"
     );
 }
 
