@@ -204,6 +204,21 @@ async fn returns_413_when_the_body_is_over_64_kib() {
 }
 
 #[tokio::test]
+async fn a_body_of_exactly_64_kib_is_accepted_and_one_byte_more_is_413() {
+    let mut body = json!({"topic": "x", "num_questions": 1}).to_string();
+    // JSON allows trailing whitespace: the same request, as large as the API takes.
+    body.push_str(&" ".repeat(qgen_contract::validation::MAX_BODY_BYTES - body.len()));
+    let publisher = RecordingPublisher::new();
+
+    let exact = handle(&publisher, v2_with_body(&body)).await;
+    body.push(' ');
+    let over = handle(&publisher, v2_with_body(&body)).await;
+
+    assert_eq!((exact.status().as_u16(), over.status().as_u16()), (202, 413));
+    assert_eq!(publisher.records().len(), 1);
+}
+
+#[tokio::test]
 async fn generates_a_request_id_when_absent_and_returns_it() {
     let publisher = RecordingPublisher::new();
 
