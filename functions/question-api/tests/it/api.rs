@@ -204,6 +204,24 @@ async fn returns_413_when_the_body_is_over_64_kib() {
 }
 
 #[tokio::test]
+async fn json_with_a_charset_or_in_capitals_is_json() {
+    for content_type in [
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        " application/json ;x=1",
+    ] {
+        let mut event: Value = serde_json::from_str(HTTP_V2).unwrap();
+        event["headers"]["content-type"] = content_type.into();
+        let publisher = RecordingPublisher::new();
+
+        let response = handle(&publisher, request(&event.to_string())).await;
+
+        assert_eq!(response.status(), 202, "{content_type}");
+        assert_eq!(publisher.records().len(), 1);
+    }
+}
+
+#[tokio::test]
 async fn a_body_of_exactly_64_kib_is_accepted_and_one_byte_more_is_413() {
     let mut body = json!({"topic": "x", "num_questions": 1}).to_string();
     // JSON allows trailing whitespace: the same request, as large as the API takes.

@@ -139,6 +139,9 @@ mod tests {
         assert_eq!(a, response_event_id("evt_qgen_request_1"));
         assert_ne!(a, response_event_id("evt_qgen_request_2"));
         assert!(a.starts_with("evt_qgen_response_"));
+        // Pinned: consumers de-duplicate by it, so it must not change between versions (UUID v5
+        // of the request's eventId in the fixed namespace; Python's uuid.uuid5 gives the same).
+        assert_eq!(a, "evt_qgen_response_1be0242244f35d7e97de98664944931b");
     }
 
     #[test]
