@@ -308,6 +308,12 @@ mod tests {
 
         assert!(probe.is_ok());
         assert!(other.is_err(), "only one probe at a time");
+        clock.advance(Duration::from_millis(400));
+        assert_eq!(
+            breaker.admit().unwrap_err().retry_in,
+            Duration::from_millis(600),
+            "until the probe's own cool-down ends"
+        );
         assert_eq!(breaker.state(), State::HalfOpen);
         breaker.record_success();
         assert_eq!(breaker.state(), State::Closed);
@@ -377,5 +383,60 @@ mod tests {
 
         assert!(breaker.admit().is_ok());
         assert_eq!(breaker.state(), State::HalfOpen);
+    }
+
+    #[test]
+    fn a_late_failure_extends_the_window_and_a_shorter_trip_never_shortens_it() {
+        let (breaker, clock) = breaker(1, 1_000);
+        breaker.record_failure();
+        clock.advance(Duration::from_millis(500));
+
+        // A call admitted before the circuit opened reports its failure now.
+        breaker.record_failure();
+
+        clock.advance(Duration::from_millis(999));
+        assert!(breaker.admit().is_err(), "open until 1 500 ms, not 1 000");
+        clock.advance(Duration::from_millis(1));
+        assert!(breaker.admit().is_ok());
+
+        let (breaker, clock) = breaker_tripped_for(10_000);
+        breaker.trip(Duration::from_millis(1), "PerDay");
+        clock.advance(Duration::from_millis(5_000));
+        assert_eq!(
+            breaker.admit().unwrap_err().retry_in,
+            Duration::from_millis(5_000)
+        );
+    }
+
+    fn breaker_tripped_for(ms: u64) -> (CircuitBreaker, Arc<ManualClock>) {
+        let (breaker, clock) = breaker(5, 1_000);
+        breaker.trip(Duration::from_millis(ms), "PerDay");
+        (breaker, clock)
+    }
+
+    #[test]
+    fn states_are_named_in_logs_and_a_close_is_logged_once() {
+        assert_eq!(
+            [State::Closed, State::Open, State::HalfOpen].map(State::as_str),
+            ["closed", "open", "half_open"]
+        );
+        let (logs, _guard) = qgen_testkit::capture_logs();
+        let (breaker, _clock) = breaker(1, 1_000);
+
+        breaker.record_success();
+        assert!(
+            !logs.text().contains("closed"),
+            "nothing to close: {}",
+            logs.text()
+        );
+        breaker.record_failure();
+        breaker.record_success();
+
+        assert_eq!(
+            logs.text().matches("gemini circuit breaker closed").count(),
+            1,
+            "{}",
+            logs.text()
+        );
     }
 }

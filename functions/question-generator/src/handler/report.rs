@@ -169,7 +169,7 @@ mod tests {
             (7, 2, 1, 1, 2, 1)
         );
         assert_eq!(
-            report.response,
+            *report.response(),
             KafkaBatchResponse::retry_from([("question.request", 1, 21), ("question.request", 2, 30)])
         );
         assert_eq!(
@@ -191,5 +191,42 @@ mod tests {
         assert!(report.response().is_success(), "{:?}", report.response());
         assert!(first_error.is_none());
         assert_eq!(report.unpublished + report.in_progress, 0);
+    }
+
+    #[test]
+    fn the_end_of_a_batch_is_an_error_a_warning_or_news_as_it_went() {
+        let logged = |outcomes: Vec<(Coordinates, Result<Outcome, PublishError>)>| {
+            let (logs, _guard) = qgen_testkit::capture_logs();
+            let (report, first_error) = BatchReport::of(outcomes.len(), outcomes);
+            report.log(first_error.as_ref());
+            logs.text()
+        };
+
+        let unpublished = logged(vec![
+            (at(0, 1), Ok(Outcome::Completed)),
+            (at(1, 4), unpublished(5)),
+        ]);
+        let left = logged(vec![
+            (at(0, 1), Ok(Outcome::Completed)),
+            (at(2, 9), Ok(Outcome::InProgress)),
+        ]);
+        let done = logged(vec![
+            (at(0, 1), Ok(Outcome::Completed)),
+            (at(0, 2), Ok(Outcome::Failed)),
+        ]);
+
+        assert!(
+            unpublished.contains("ERROR") && unpublished.contains("question.request-1@4"),
+            "{unpublished}"
+        );
+        assert!(
+            left.contains("WARN") && left.contains("question.request-2@9"),
+            "{left}"
+        );
+        assert!(
+            done.contains("INFO") && done.contains("batch done") && done.contains("completed=1"),
+            "{done}"
+        );
+        assert!(!done.contains("WARN") && !done.contains("ERROR"), "{done}");
     }
 }
