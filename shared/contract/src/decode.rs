@@ -41,6 +41,13 @@ pub struct Origin {
     pub requested_at: Option<std::time::SystemTime>,
 }
 
+impl Origin {
+    /// The trace the record's answer continues: its own, or a new one when it had none.
+    pub fn trace_or_new(&self) -> TraceContext {
+        self.trace.unwrap_or_else(TraceContext::new_root)
+    }
+}
+
 /// What one record turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {

@@ -9,7 +9,6 @@ use qgen_adapters::telemetry::{Metric, Metrics};
 use qgen_contract::decode::Coordinates;
 use qgen_contract::events::ResponseEvent;
 use qgen_contract::order::shuffle_options;
-use qgen_contract::trace::TraceContext;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -31,7 +30,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         let request_id = job.request.request_id.clone();
         // The request's trace (a new one when its record had none): every log line of the span
         // and the response record carry it.
-        let trace = job.origin.trace.unwrap_or_else(TraceContext::new_root);
+        let trace = job.origin.trace_or_new();
         // The question source fills in the call counts, latency, model and token usage.
         let span = tracing::info_span!(
             "request",
@@ -173,7 +172,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         let mut outcomes = vec![(job.source.clone(), first)];
         for duplicate in &job.duplicates {
             let record = ResponseRecord {
-                trace: duplicate.origin.trace.unwrap_or_else(TraceContext::new_root),
+                trace: duplicate.origin.trace_or_new(),
                 requested_at: duplicate.origin.requested_at,
                 invoked_at: batch.invoked_at,
                 calls: None,

@@ -39,7 +39,6 @@ use qgen_adapters::kafka::{EventPublisher, OutboundRecord, PublishError};
 use qgen_adapters::telemetry::{Metric, Metrics};
 use qgen_contract::decode::{Coordinates, Decoded, Origin, decode_batch};
 use qgen_contract::events::{ErrorCode, ResponseError, ResponseEvent};
-use qgen_contract::trace::TraceContext;
 use qgen_contract::validation::{Limits, ValidationError};
 use tokio::time::Instant;
 
@@ -195,7 +194,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         origin: Origin,
         batch: &Batch,
     ) -> Result<Outcome, PublishError> {
-        let trace = origin.trace.unwrap_or_else(TraceContext::new_root);
+        let trace = origin.trace_or_new();
         tracing::info!(request_id = %request_id, trace_id = %trace.trace_id(), field = %error.field, "invalid request");
         Metrics::new(SERVICE)
             .dimension("Outcome", ErrorCode::InvalidRequest.as_str())
