@@ -190,6 +190,20 @@ fn time_of(value: &Value) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
+/// Reading the topics failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TimelineError {
+    /// The broker refused or could not be reached.
+    #[error("kafka failed")]
+    Kafka(#[from] KafkaError),
+    /// No record arrived for this long while some partition had not reached its end.
+    #[error("no record arrived for {0:?} before every partition was read to its end")]
+    Stalled(Duration),
+}
+
+/// How long reading may go without a record before it gives up, as `replay` does.
+const STALL: Duration = Duration::from_secs(30);
+
 /// Every record keyed `request_id` on `topics`, each read from its start to its end when the
 /// call began (a topic that does not exist is skipped). `context` carries the authentication
 /// (MSK IAM tokens), as for `replay`.
@@ -198,7 +212,7 @@ pub async fn read<C: ConsumerContext + 'static>(
     context: C,
     topics: &[&str],
     request_id: &str,
-) -> Result<Vec<Record>, KafkaError> {
+) -> Result<Vec<Record>, TimelineError> {
     let consumer: StreamConsumer<C> = client
         .clone()
         .set("group.id", "qgen-timeline")
@@ -225,7 +239,9 @@ pub async fn read<C: ConsumerContext + 'static>(
     consumer.assign(&assignment)?;
     let mut records = Vec::new();
     while !ends.is_empty() {
-        let message = consumer.recv().await?;
+        let message = tokio::time::timeout(STALL, consumer.recv())
+            .await
+            .map_err(|_| TimelineError::Stalled(STALL))??;
         let place = (message.topic().to_owned(), message.partition());
         match ends.get(&place) {
             Some(&end) if message.offset() + 1 >= end => {
