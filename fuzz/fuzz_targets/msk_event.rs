@@ -25,19 +25,20 @@ fuzz_target!(|data: &[u8]| {
     };
     let decoded = decode_batch(&event, &Limits::default());
 
-    let mut given: Vec<(i64, i64)> = event
+    // One outcome per record, in the order the handler relies on: by group (`topic-partition`),
+    // then partition, then offset. `got` is compared as it comes, never sorted.
+    let mut given: Vec<(&str, i64, i64)> = event
         .records
-        .values()
-        .flatten()
-        .map(|r| (r.partition, r.offset))
+        .iter()
+        .flat_map(|(group, records)| records.iter().map(move |r| (group.as_str(), r.partition, r.offset)))
         .collect();
-    let mut got: Vec<(i64, i64)> = decoded
+    given.sort();
+    let given: Vec<(i64, i64)> = given.into_iter().map(|(_, p, o)| (p, o)).collect();
+    let got: Vec<(i64, i64)> = decoded
         .iter()
         .map(|d| (d.source().partition, d.source().offset))
         .collect();
-    given.sort_unstable();
-    got.sort_unstable();
-    assert_eq!(given, got, "one outcome per record");
+    assert_eq!(got, given, "one outcome per record, in order");
 });
 
 fn timestamps_are_integers(event: &serde_json::Value) -> bool {
