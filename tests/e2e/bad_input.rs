@@ -12,6 +12,7 @@ use std::time::Duration;
 use qgen_adapters::config::ApiConfig;
 use qgen_adapters::kafka::{EventPublisher, KafkaPublisher, OutboundRecord, publish_event};
 use qgen_adapters::msk::record_json;
+use qgen_contract::api::ApiErrorCode;
 use qgen_contract::events::{Difficulty, GenerationRequest, RequestEvent};
 use qgen_contract::msk::kafka_event;
 use qgen_contract::trace::TraceContext;
@@ -21,6 +22,7 @@ use question_generator::config::GeneratorConfig;
 use question_generator::gemini::GeminiClient;
 use question_generator::handler::Generator;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -55,20 +57,46 @@ struct Case {
     content_type: Option<&'static str>,
     body: Vec<u8>,
     status: u16,
+    code: ApiErrorCode,
     field: Option<&'static str>,
 }
 
+/// A JSON body with one field wrong: 400 `invalid_field` naming it.
 fn json_case(name: &'static str, body: Value, field: &'static str) -> Case {
-    raw_case(name, body.to_string().into_bytes(), 400, Some(field))
+    raw_case(
+        name,
+        body.to_string().into_bytes(),
+        400,
+        ApiErrorCode::InvalidField,
+        Some(field),
+    )
 }
 
-fn raw_case(name: &'static str, body: Vec<u8>, status: u16, field: Option<&'static str>) -> Case {
+/// A JSON body without a required field (absent or null): 400 `missing_field` naming it.
+fn missing_case(name: &'static str, body: Value, field: &'static str) -> Case {
+    raw_case(
+        name,
+        body.to_string().into_bytes(),
+        400,
+        ApiErrorCode::MissingField,
+        Some(field),
+    )
+}
+
+fn raw_case(
+    name: &'static str,
+    body: Vec<u8>,
+    status: u16,
+    code: ApiErrorCode,
+    field: Option<&'static str>,
+) -> Case {
     Case {
         name,
         method: "POST",
         content_type: Some("application/json"),
         body,
         status,
+        code,
         field,
     }
 }
@@ -82,8 +110,8 @@ fn corpus() -> Vec<Case> {
         body
     };
     let mut cases = vec![
-        json_case("empty object", json!({}), "topic"),
-        json_case("no num_questions", json!({"topic": "x"}), "num_questions"),
+        missing_case("empty object", json!({}), "topic"),
+        missing_case("no num_questions", json!({"topic": "x"}), "num_questions"),
         json_case("zero questions", ok(json!({"num_questions": 0})), "num_questions"),
         json_case(
             "negative questions",
@@ -110,7 +138,7 @@ fn corpus() -> Vec<Case> {
             ok(json!({"num_questions": true})),
             "num_questions",
         ),
-        json_case(
+        missing_case(
             "questions null",
             ok(json!({"num_questions": null})),
             "num_questions",
@@ -137,7 +165,7 @@ fn corpus() -> Vec<Case> {
         json_case("topic newline", ok(json!({"topic": "a\nb"})), "topic"),
         json_case("topic escape char", ok(json!({"topic": "a\u{1b}[31m"})), "topic"),
         json_case("topic too long", ok(json!({"topic": "t".repeat(201)})), "topic"),
-        json_case("topic null", ok(json!({"topic": null})), "topic"),
+        missing_case("topic null", ok(json!({"topic": null})), "topic"),
         json_case("topic array", ok(json!({"topic": ["x"]})), "topic"),
         json_case(
             "difficulty capitalised",
@@ -171,22 +199,60 @@ fn corpus() -> Vec<Case> {
             ok(json!({"context": "a\u{7}"})),
             "context",
         ),
-        raw_case("empty body", Vec::new(), 400, Some("body")),
-        raw_case("truncated JSON", b"{\"topic\": \"x\"".to_vec(), 400, Some("body")),
-        raw_case("array body", b"[1, 2]".to_vec(), 400, Some("body")),
-        raw_case("string body", b"\"topic\"".to_vec(), 400, Some("body")),
-        raw_case("null body", b"null".to_vec(), 400, Some("body")),
-        raw_case("number body", b"123".to_vec(), 400, Some("body")),
+        raw_case(
+            "empty body",
+            Vec::new(),
+            400,
+            ApiErrorCode::InvalidJson,
+            Some("body"),
+        ),
+        raw_case(
+            "truncated JSON",
+            b"{\"topic\": \"x\"".to_vec(),
+            400,
+            ApiErrorCode::InvalidJson,
+            Some("body"),
+        ),
+        raw_case(
+            "array body",
+            b"[1, 2]".to_vec(),
+            400,
+            ApiErrorCode::InvalidJson,
+            Some("body"),
+        ),
+        raw_case(
+            "string body",
+            b"\"topic\"".to_vec(),
+            400,
+            ApiErrorCode::InvalidJson,
+            Some("body"),
+        ),
+        raw_case(
+            "null body",
+            b"null".to_vec(),
+            400,
+            ApiErrorCode::InvalidJson,
+            Some("body"),
+        ),
+        raw_case(
+            "number body",
+            b"123".to_vec(),
+            400,
+            ApiErrorCode::InvalidJson,
+            Some("body"),
+        ),
         raw_case(
             "trailing comma",
             b"{\"topic\": \"x\", \"num_questions\": 1,}".to_vec(),
             400,
+            ApiErrorCode::InvalidJson,
             Some("body"),
         ),
         raw_case(
             "invalid UTF-8",
             b"{\"topic\": \"\xff\xfe\", \"num_questions\": 1}".to_vec(),
             400,
+            ApiErrorCode::InvalidJson,
             Some("body"),
         ),
         raw_case(
@@ -198,12 +264,14 @@ fn corpus() -> Vec<Case> {
             )
             .into_bytes(),
             400,
+            ApiErrorCode::InvalidJson,
             Some("body"),
         ),
         raw_case(
             "duplicate key",
             b"{\"topic\": \"x\", \"topic\": \"y\", \"num_questions\": 1}".to_vec(),
             400,
+            ApiErrorCode::InvalidField,
             Some("topic"),
         ),
         raw_case(
@@ -212,9 +280,16 @@ fn corpus() -> Vec<Case> {
                 .to_string()
                 .into_bytes(),
             413,
+            ApiErrorCode::PayloadTooLarge,
             Some("body"),
         ),
-        raw_case("body over 1 MiB", vec![b' '; 2 * 1024 * 1024], 413, Some("body")),
+        raw_case(
+            "body over 1 MiB",
+            vec![b' '; 2 * 1024 * 1024],
+            413,
+            ApiErrorCode::PayloadTooLarge,
+            Some("body"),
+        ),
     ];
     let valid = ok(json!({})).to_string().into_bytes();
     for (name, content_type) in [
@@ -230,6 +305,7 @@ fn corpus() -> Vec<Case> {
             content_type,
             body: valid.clone(),
             status: 415,
+            code: ApiErrorCode::UnsupportedMediaType,
             field: Some("content-type"),
         });
     }
@@ -240,6 +316,7 @@ fn corpus() -> Vec<Case> {
             content_type: Some("application/json"),
             body: valid.clone(),
             status: 405,
+            code: ApiErrorCode::MethodNotAllowed,
             field: None,
         });
     }
@@ -263,7 +340,17 @@ async fn every_malformed_request_gets_a_json_4xx_naming_the_problem_and_nothing_
     let http = reqwest::Client::new();
     let url = format!("{base}{}", question_api::ROUTE);
     let cases = corpus();
-    assert!(cases.len() >= 40, "{} cases", cases.len());
+    // The corpus reaches every error the API can give a caller but two: `not_found` (the wrong
+    // path below) and `unavailable` (no broker: tests/e2e/faults.rs).
+    let mut covered: Vec<ApiErrorCode> = cases.iter().map(|case| case.code).collect();
+    covered.extend([ApiErrorCode::NotFound, ApiErrorCode::Unavailable]);
+    for code in ApiErrorCode::ALL {
+        assert!(
+            covered.contains(&code),
+            "no case is answered with {}",
+            code.as_str()
+        );
+    }
 
     let mut wrong = Vec::new();
     for case in &cases {
@@ -282,8 +369,14 @@ async fn every_malformed_request_gets_a_json_4xx_naming_the_problem_and_nothing_
         let body: Value = response.json().await.unwrap_or(Value::Null);
         let error = &body["error"];
         let field = error["field"].as_str();
-        let named = error["code"].is_string() && error["message"].as_str().is_some_and(|m| !m.is_empty());
-        if status != case.status || !is_json || !named || field != case.field {
+        let code = error["code"].as_str();
+        let explained = error["message"].as_str().is_some_and(|m| !m.is_empty());
+        if status != case.status
+            || !is_json
+            || code != Some(case.code.as_str())
+            || !explained
+            || field != case.field
+        {
             wrong.push(format!("{}: {status} {body}", case.name));
         }
     }
@@ -293,6 +386,8 @@ async fn every_malformed_request_gets_a_json_4xx_naming_the_problem_and_nothing_
         .send()
         .await
         .unwrap();
+    let wrong_path_status = wrong_path.status();
+    let not_found: Value = wrong_path.json().await.unwrap();
     let published = records_on(&bootstrap, "question.request");
     // A valid request still goes through: the server survived the corpus.
     let valid = http
@@ -311,7 +406,8 @@ async fn every_malformed_request_gets_a_json_4xx_naming_the_problem_and_nothing_
         cases.len(),
         wrong.join("\n")
     );
-    assert_eq!(wrong_path.status(), 404);
+    assert_eq!(wrong_path_status, 404);
+    assert_eq!(not_found["error"]["code"], "not_found");
     assert_eq!(published, 0, "a rejected request was published");
     assert_eq!(valid.status(), 202);
 }
@@ -362,13 +458,21 @@ async fn poison_records_go_to_the_dlq_and_never_block_their_partition() {
     )
     .await
     .unwrap();
+    // Each poison record carries headers of its own — a caller's trace, its name, and bytes that
+    // are not UTF-8 — which its dead letter must keep, in order, byte for byte.
+    const TRACE: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const BINARY: &[u8] = &[0xff, 0x00, 0xfe];
     for (name, value) in &poison {
         publisher
             .publish(OutboundRecord {
                 topic: "question.request",
                 key: Some(name.as_bytes()),
                 payload: *value,
-                headers: &[],
+                headers: &[
+                    ("traceparent", TRACE),
+                    ("x-poison", name.as_bytes()),
+                    ("x-bytes", BINARY),
+                ],
             })
             .await
             .unwrap();
@@ -423,6 +527,23 @@ async fn poison_records_go_to_the_dlq_and_never_block_their_partition() {
             message_header(letter, "dlq-error").is_some_and(|e| !e.is_empty()),
             "{name}"
         );
+        let kept: Vec<(String, Option<Vec<u8>>)> = letter
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .filter(|h| !h.key.starts_with("dlq-"))
+                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let original = [
+            ("traceparent", TRACE),
+            ("x-poison", name.as_bytes()),
+            ("x-bytes", BINARY),
+        ]
+        .map(|(k, v)| (k.to_owned(), Some(v.to_vec())));
+        assert_eq!(kept, original, "{name}: the original headers");
         assert_eq!(
             letter.payload().filter(|p| !p.is_empty()),
             value.filter(|v| !v.is_empty()),
