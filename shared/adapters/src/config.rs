@@ -36,6 +36,9 @@ pub enum SecurityProtocol {
     Ssl,
     /// TLS plus SASL authentication (MSK's SCRAM and IAM listeners); needs a [`SaslMechanism`].
     SaslSsl,
+    /// SASL authentication without TLS: a self-managed or local broker (MSK always uses TLS).
+    /// Needs a [`SaslMechanism`]; the tests' SCRAM broker speaks it.
+    SaslPlaintext,
 }
 
 impl SecurityProtocol {
@@ -45,11 +48,17 @@ impl SecurityProtocol {
             SecurityProtocol::Plaintext => "plaintext",
             SecurityProtocol::Ssl => "ssl",
             SecurityProtocol::SaslSsl => "sasl_ssl",
+            SecurityProtocol::SaslPlaintext => "sasl_plaintext",
         }
+    }
+
+    /// Whether the clients authenticate with SASL, and so need `KAFKA_SASL_MECHANISM`.
+    pub fn is_sasl(self) -> bool {
+        matches!(self, SecurityProtocol::SaslSsl | SecurityProtocol::SaslPlaintext)
     }
 }
 
-/// How the clients authenticate over `SASL_SSL` (`KAFKA_SASL_MECHANISM`).
+/// How the clients authenticate over `SASL_SSL` or `SASL_PLAINTEXT` (`KAFKA_SASL_MECHANISM`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SaslMechanism {
     /// `SCRAM-SHA-512`: username and password from the Secrets Manager secret named by
@@ -81,7 +90,7 @@ pub struct KafkaConfig {
     /// `KAFKA_SECURITY_PROTOCOL`.
     pub security_protocol: SecurityProtocol,
     /// `KAFKA_SASL_MECHANISM` (with `KAFKA_SASL_SECRET_ARN` for SCRAM); set exactly when the
-    /// protocol is `SASL_SSL`.
+    /// protocol is `SASL_SSL` or `SASL_PLAINTEXT`.
     pub sasl: Option<SaslMechanism>,
     /// `KAFKA_MESSAGE_TIMEOUT_MS`: how long a produce may take before it is reported as failed.
     /// Well under the function timeout, so the API answers 503 rather than being killed.
@@ -156,11 +165,12 @@ impl KafkaConfig {
             "PLAINTEXT" => SecurityProtocol::Plaintext,
             "SSL" => SecurityProtocol::Ssl,
             "SASL_SSL" => SecurityProtocol::SaslSsl,
+            "SASL_PLAINTEXT" => SecurityProtocol::SaslPlaintext,
             _ => {
                 return Err(ConfigError::Invalid {
                     var: "KAFKA_SECURITY_PROTOCOL",
                     value: protocol,
-                    reason: "expected PLAINTEXT, SSL or SASL_SSL".into(),
+                    reason: "expected PLAINTEXT, SSL, SASL_SSL or SASL_PLAINTEXT".into(),
                 });
             }
         };
@@ -182,16 +192,16 @@ impl KafkaConfig {
         })
     }
 
-    /// The SASL mechanism, checked against the protocol: a mechanism without `SASL_SSL` (or
-    /// the reverse) is a half-made setting that would fail later, at the first connection.
+    /// The SASL mechanism, checked against the protocol: a mechanism without a `SASL_` protocol
+    /// (or the reverse) is a half-made setting that would fail later, at the first connection.
     fn sasl<F: Fn(&str) -> Option<String>>(
         vars: &Vars<F>,
         protocol: SecurityProtocol,
     ) -> Result<Option<SaslMechanism>, ConfigError> {
         let mechanism = vars.get("KAFKA_SASL_MECHANISM");
-        match (protocol, mechanism) {
-            (SecurityProtocol::SaslSsl, None) => Err(ConfigError::Missing("KAFKA_SASL_MECHANISM")),
-            (SecurityProtocol::SaslSsl, Some(m)) => match m.to_ascii_uppercase().as_str() {
+        match (protocol.is_sasl(), mechanism) {
+            (true, None) => Err(ConfigError::Missing("KAFKA_SASL_MECHANISM")),
+            (true, Some(m)) => match m.to_ascii_uppercase().as_str() {
                 "SCRAM-SHA-512" => Ok(Some(SaslMechanism::ScramSha512 {
                     secret_arn: vars.required("KAFKA_SASL_SECRET_ARN")?,
                 })),
@@ -202,11 +212,11 @@ impl KafkaConfig {
                     reason: "expected SCRAM-SHA-512 or AWS_MSK_IAM".into(),
                 }),
             },
-            (_, None) => Ok(None),
-            (_, Some(m)) => Err(ConfigError::Invalid {
+            (false, None) => Ok(None),
+            (false, Some(m)) => Err(ConfigError::Invalid {
                 var: "KAFKA_SASL_MECHANISM",
                 value: m,
-                reason: "only used with KAFKA_SECURITY_PROTOCOL=SASL_SSL".into(),
+                reason: "only used with KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT".into(),
             }),
         }
     }
@@ -272,12 +282,36 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(iam.kafka.sasl, Some(SaslMechanism::AwsMskIam));
+        let plaintext = ApiConfig::from_lookup(lookup(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
+            ("KAFKA_SECURITY_PROTOCOL", "sasl_plaintext"),
+            ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+            ("KAFKA_SASL_SECRET_ARN", "AmazonMSK_local"),
+        ]))
+        .unwrap();
+        assert_eq!(plaintext.kafka.security_protocol, SecurityProtocol::SaslPlaintext);
+        assert_eq!(plaintext.kafka.security_protocol.as_str(), "sasl_plaintext");
+        assert!(matches!(
+            plaintext.kafka.sasl,
+            Some(SaslMechanism::ScramSha512 { .. })
+        ));
     }
 
     #[test]
     fn half_made_sasl_settings_are_refused_at_cold_start() {
-        let cases: [(&[(&str, &str)], &str); 4] = [
+        let cases: [(&[(&str, &str)], &str); 6] = [
             (&[("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")], "KAFKA_SASL_MECHANISM"),
+            (
+                &[("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")],
+                "KAFKA_SASL_MECHANISM",
+            ),
+            (
+                &[
+                    ("KAFKA_SECURITY_PROTOCOL", "SSL"),
+                    ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+                ],
+                "KAFKA_SASL_MECHANISM",
+            ),
             (
                 &[
                     ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),

@@ -88,6 +88,8 @@ pub struct TansuBroker {
     child: Option<Child>,
     port: u16,
     data: tempfile::TempDir,
+    /// Whether clients must authenticate (`--authentication`: SASL/SCRAM).
+    authentication: bool,
 }
 
 impl TansuBroker {
@@ -97,6 +99,7 @@ impl TansuBroker {
             child: None,
             port: free_port(),
             data: tempfile::tempdir().expect("temporary directory for tansu"),
+            authentication: false,
         };
         broker.restart().await;
         let specs: Vec<TopicSpec> = topics
@@ -114,6 +117,28 @@ impl TansuBroker {
     /// Starts one with the service's topics.
     pub async fn with_service_topics() -> Self {
         Self::start(&SERVICE_TOPICS).await
+    }
+
+    /// Starts one with the service's topics that admits only clients authenticating with
+    /// SASL/SCRAM-SHA-512 as `user` (`SASL_PLAINTEXT`). The user is created with `tansu user
+    /// create` while the broker is open, then it restarts with `--authentication` on the same data.
+    pub async fn with_scram_user(user: &str, password: &str) -> Self {
+        let mut broker = Self::with_service_topics().await;
+        let created = Command::new(tansu_binary())
+            .args(["user", "create", "--broker"])
+            .arg(format!("tcp://127.0.0.1:{}", broker.port))
+            .args([user, password, "--mechanism", "scram512"])
+            .output()
+            .expect("run tansu user create");
+        assert!(
+            created.status.success(),
+            "tansu user create failed: {}\n{}",
+            created.status,
+            String::from_utf8_lossy(&created.stderr)
+        );
+        broker.authentication = true;
+        broker.restart().await;
+        broker
     }
 
     /// `host:port` of the broker.
@@ -134,9 +159,7 @@ impl TansuBroker {
     /// Starts the broker (again) on the same port with the same data, and waits until it listens.
     pub async fn restart(&mut self) {
         self.kill();
-        let binary = std::env::var_os("TANSU_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("tansu"));
+        let binary = tansu_binary();
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let child = Command::new(&binary)
             .args([
@@ -146,6 +169,7 @@ impl TansuBroker {
                 "--advertised-listener-url",
                 &url,
             ])
+            .args(self.authentication.then_some("--authentication"))
             // tansu puts the SQLite file at its working directory + the URL's host and path.
             .current_dir(self.data.path())
             .args(["--storage-engine", "sqlite://tansu.db"])
@@ -190,6 +214,13 @@ impl Drop for TansuBroker {
             let _ = child.wait();
         }
     }
+}
+
+/// `$TANSU_BIN`, else `tansu` on the `PATH`.
+fn tansu_binary() -> PathBuf {
+    std::env::var_os("TANSU_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("tansu"))
 }
 
 /// A loopback port nobody listens on right now.

@@ -16,7 +16,7 @@
 //! - `moto`: [`MotoServer`], local AWS APIs, and [`dynamodb_client`].
 //! - [`assert_matches_schema`], [`contract`], [`schema_errors`]: re-exported from
 //!   `qgen-schema-check`, which the contract crate's tests use without the rest of this kit.
-//! - `logs`: [`capture_logs`] into a [`LogBuffer`].
+//! - `logs`: [`capture_logs`] (this thread) or [`capture_every_thread`] into a [`LogBuffer`].
 //! - `fixtures`: [`env_lookup`] for the configuration readers, [`sample_request`].
 
 mod brokers;
@@ -32,7 +32,7 @@ pub use fixtures::{env_lookup, sample_request};
 pub use gemini::{
     AnswersAsAsked, GeminiStandIn, answer_with_usage, gemini_error, gemini_reply, sample_questions,
 };
-pub use logs::{LogBuffer, capture_logs};
+pub use logs::{LogBuffer, capture_every_thread, capture_logs};
 pub use moto::{MotoServer, dynamodb_client};
 pub use publisher::{PublishedRecord, RecordingPublisher};
 pub use qgen_schema_check::{assert_matches_schema, contract, schema_errors};

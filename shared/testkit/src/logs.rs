@@ -1,10 +1,11 @@
-//! Log capture: everything the code under test logs on this thread, as text to assert on.
+//! Log capture: what the code under test logs, as text to assert on.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
-/// Everything logged on this thread while the guard lives, at every level down to TRACE
-/// (librdkafka's own messages included, through rdkafka's `tracing` feature). `#[tokio::test]`
-/// runs a current-thread runtime, so that is everything the code under test logs.
+/// Everything logged on this thread while the guard lives, at every level down to TRACE.
+/// `#[tokio::test]` runs a current-thread runtime, so that is everything the test's own code
+/// logs — but not librdkafka's messages, which its log callback emits on the client's own
+/// threads: use [`capture_every_thread`] to see those.
 pub fn capture_logs() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
     // tracing-core treats a process with one registered dispatcher as if that one were everyone's
     // (`has_just_one`): a callsite another test thread of this binary reaches first while this
@@ -23,7 +24,30 @@ pub fn capture_logs() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
     (logs, tracing::subscriber::set_default(subscriber))
 }
 
-/// The lines captured by [`capture_logs`].
+/// Everything logged on any thread of this process from now on, at every level down to TRACE:
+/// the code under test, tokio's workers, and librdkafka's own threads (rdkafka's `tracing`
+/// feature logs from the client's threads). It is the process's global subscriber, installed by
+/// the first call; later calls get the same buffer. A thread inside [`capture_logs`] logs there
+/// instead. The buffer also holds the lines of other tests of the same binary running alongside:
+/// assert on what must be absent, or on text only this test causes.
+pub fn capture_every_thread() -> LogBuffer {
+    static GLOBAL: OnceLock<LogBuffer> = OnceLock::new();
+    GLOBAL
+        .get_or_init(|| {
+            let logs = LogBuffer::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("capture_every_thread installs the process's only global subscriber");
+            logs
+        })
+        .clone()
+}
+
+/// The lines captured by [`capture_logs`] or [`capture_every_thread`].
 #[derive(Clone, Default)]
 pub struct LogBuffer(std::sync::Arc<Mutex<Vec<u8>>>);
 
