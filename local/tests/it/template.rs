@@ -1,10 +1,16 @@
-//! The emulator runs with the settings `template.yaml` deploys: one test reads the template and
-//! compares its trigger parameters and the MSK event's properties with the emulator's defaults.
+//! The emulator runs with the settings `template.yaml` deploys, and the functions with the
+//! names it sets: the tests read the template and compare its trigger parameters with the
+//! emulator's defaults, and its environment variables and table with what the code reads and
+//! writes.
 
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use qgen_adapters::config::ApiConfig;
 use qgen_local::esm::{EsmConfig, defaults};
 use question_generator::config::GeneratorConfig;
+use question_generator::idempotency::{EXPIRATION, ID};
 use serde_yaml_ng::Value;
 use serde_yaml_ng::value::TaggedValue;
 
@@ -102,4 +108,99 @@ fn the_emulator_defaults_are_the_templates_trigger_settings() {
         trigger["ProvisionedPollerConfig"]["MinimumPollers"],
         reference("MinimumPollers")
     );
+}
+
+/// A template value as the function would see it: a literal, a parameter's default (or a
+/// placeholder for parameters without one), the first branch of an `!If` (for the SCRAM
+/// condition: the deployment with the most variables), or `None` for `AWS::NoValue`.
+fn resolve(template: &Value, value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Tagged(tagged) if tagged.tag == "Ref" => {
+            let name = tagged.value.as_str().unwrap();
+            match &template["Parameters"][name]["Default"] {
+                _ if name == "AWS::NoValue" => None,
+                // No default, or an empty one (a parameter the deployer must fill in).
+                Value::Null => Some(format!("{name}-placeholder")),
+                Value::String(empty) if empty.is_empty() => Some(format!("{name}-placeholder")),
+                default => resolve(template, default),
+            }
+        }
+        Value::Tagged(tagged) if tagged.tag == "If" => resolve(template, &tagged.value[1]),
+        other => panic!("an environment value the test cannot resolve: {other:?}"),
+    }
+}
+
+fn variables(template: &Value, mapping: &Value) -> BTreeMap<String, Option<String>> {
+    mapping
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(name, value)| (name.as_str().unwrap().to_owned(), resolve(template, value)))
+        .collect()
+}
+
+/// Loads a configuration from `vars`, returning the names it asked for.
+fn names_read<T, E: std::fmt::Debug>(
+    vars: &BTreeMap<String, Option<String>>,
+    load: impl FnOnce(&dyn Fn(&str) -> Option<String>) -> Result<T, E>,
+) -> BTreeSet<String> {
+    let asked = RefCell::new(BTreeSet::new());
+    let lookup = |var: &str| {
+        asked.borrow_mut().insert(var.to_owned());
+        vars.get(var).cloned().flatten()
+    };
+    load(&lookup).expect("the function loads its configuration from the template's values");
+    asked.into_inner()
+}
+
+/// The names the template and the code must share: each environment variable the template sets
+/// is one the function's configuration reads (a renamed variable would otherwise be ignored in
+/// silence, its default used), and the configuration loads from the template's values; the
+/// idempotency table's key and TTL attribute are the ones the store writes. The metric names
+/// the alarms and the dashboard read are checked by `dashboard.rs`.
+#[test]
+fn the_template_and_the_code_use_the_same_names() {
+    let template = template();
+    let globals = variables(
+        &template,
+        &template["Globals"]["Function"]["Environment"]["Variables"],
+    );
+    let generator = &template["Resources"]["QuestionGeneratorFunction"]["Properties"];
+    let mut generator_vars = globals.clone();
+    generator_vars.extend(variables(&template, &generator["Environment"]["Variables"]));
+    assert!(
+        generator_vars.contains_key("IDEMPOTENCY_TABLE"),
+        "{generator_vars:?}"
+    );
+
+    let api_read = names_read(&globals, |lookup| ApiConfig::from_lookup(lookup));
+    let generator_read = names_read(&generator_vars, |lookup| GeneratorConfig::from_lookup(lookup));
+
+    for (function, set, read) in [
+        ("question-api", &globals, &api_read),
+        ("question-generator", &generator_vars, &generator_read),
+    ] {
+        let unread: Vec<&String> = set.keys().filter(|name| !read.contains(*name)).collect();
+        assert!(
+            unread.is_empty(),
+            "{function}: the template sets {unread:?}, which it never reads"
+        );
+    }
+
+    let table = &template["Resources"]["IdempotencyTable"]["Properties"];
+    assert_eq!(
+        table["KeySchema"],
+        serde_yaml_ng::from_str::<Value>(&format!("[{{AttributeName: {ID}, KeyType: HASH}}]")).unwrap()
+    );
+    assert_eq!(
+        table["AttributeDefinitions"],
+        serde_yaml_ng::from_str::<Value>(&format!("[{{AttributeName: {ID}, AttributeType: S}}]")).unwrap()
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"],
+        Value::from(EXPIRATION)
+    );
+    assert_eq!(table["TimeToLiveSpecification"]["Enabled"], Value::from(true));
 }
