@@ -1,7 +1,7 @@
 """An independent reader of question.response, as the content service would be: Python's
 confluent-kafka (its own librdkafka build), reading every partition from the beginning until a
 response for each expected request_id arrived. Prints one JSON line per response event and
-exits 0 when all arrived, 1 on timeout.
+exits 0 when all arrived (each line also carries the whole event, for the schema check), 1 on timeout.
 
 usage: read_responses.py BOOTSTRAP TOPIC TIMEOUT_SECONDS REQUEST_ID...
 """
@@ -37,6 +37,7 @@ def main() -> int:
             "status": data["status"],
             "source": data.get("source"),
             "total_questions": data["total_questions"],
+            "event": event,
         }), flush=True)
     consumer.close()
     if missing:

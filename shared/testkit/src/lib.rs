@@ -36,4 +36,6 @@ pub use logs::{LogBuffer, capture_every_thread, capture_logs};
 pub use moto::{MotoServer, dynamodb_client};
 pub use publisher::{PublishedRecord, RecordingPublisher};
 pub use qgen_schema_check::{assert_matches_schema, contract, schema_errors};
-pub use records::{message_header, message_json, produce_request, read_topic, response_request_ids};
+pub use records::{
+    assert_on_contract, message_header, message_json, produce_request, read_topic, response_request_ids,
+};

@@ -47,7 +47,8 @@ impl PublishedRecord {
 }
 
 /// An [`EventPublisher`] that records what it is given, or fails every call when built with
-/// [`RecordingPublisher::failing`].
+/// [`RecordingPublisher::failing`]. What it is given for `question.response` must match the
+/// response schema ([`crate::assert_on_contract`]).
 #[derive(Debug, Default)]
 pub struct RecordingPublisher {
     records: Mutex<Vec<PublishedRecord>>,
@@ -89,6 +90,7 @@ impl EventPublisher for RecordingPublisher {
                 source: KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
             });
         }
+        crate::records::assert_on_contract(record.topic, record.payload);
         // A test that panicked while holding the lock has already failed; keep recording.
         let mut records = self
             .records

@@ -46,8 +46,25 @@ pub async fn produce_request(
     value
 }
 
+/// The topic only the generator writes, every record of which is a response event.
+const RESPONSE_TOPIC: &str = "question.response";
+
+/// Checks a record the tests see against the contract: every record on `question.response` is
+/// a response event matching `response-event.schema.json`. Records elsewhere may be poison on
+/// purpose (the request topic, the DLQ, the failed topic) and are checked by their own tests.
+pub fn assert_on_contract(topic: &str, payload: Option<&[u8]>) {
+    if topic != RESPONSE_TOPIC {
+        return;
+    }
+    let event: Value = payload
+        .and_then(|p| serde_json::from_slice(p).ok())
+        .unwrap_or_else(|| panic!("a record on {topic} is not JSON: {payload:?}"));
+    crate::assert_matches_schema("response-event.schema.json", &event);
+}
+
 /// Reads `topic` from the beginning of every partition, without a consumer group, until
-/// `expected` records arrived or `limit` passed; returns what arrived, in arrival order.
+/// `expected` records arrived or `limit` passed; returns what arrived, in arrival order. Every
+/// record of `question.response` is checked against the response schema ([`assert_on_contract`]).
 pub async fn read_topic(bootstrap: &str, topic: &str, expected: usize, limit: Duration) -> Vec<OwnedMessage> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -70,7 +87,10 @@ pub async fn read_topic(bootstrap: &str, topic: &str, expected: usize, limit: Du
     while out.len() < expected {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, consumer.recv()).await {
-            Ok(Ok(message)) => out.push(message.detach()),
+            Ok(Ok(message)) => {
+                assert_on_contract(topic, message.payload());
+                out.push(message.detach());
+            }
             Ok(Err(e)) => panic!("reading {topic}: {e}"),
             Err(_) => break,
         }
