@@ -1,12 +1,11 @@
 //! The question-generator Lambda: wiring only. The logic is in the library (reading the
-//! invocation deadline included: [`question_generator::deadline`]).
+//! invocation deadline included: [`Generator::invoke`]).
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use qgen_adapters::kafka::KafkaPublisher;
 use qgen_adapters::secrets::SecretsClient;
 use question_generator::config::GeneratorConfig;
-use question_generator::deadline::instant_of;
 use question_generator::gemini::{GeminiClient, api_key};
 use question_generator::handler::Generator;
 use question_generator::idempotency::store_from_env;
@@ -28,10 +27,10 @@ async fn main() -> Result<(), Error> {
     // DynamoDB only when IDEMPOTENCY_TABLE is set; its failures never stop a generation.
     .with_idempotency(store_from_env(&config).await);
     run(service_fn(|event: LambdaEvent<KafkaEvent>| {
-        let deadline = instant_of(event.context.deadline);
         let generator = &generator;
-        // The partial batch response: the partitions the trigger must redeliver, and from where.
-        async move { Ok::<_, Error>(generator.handle(&event.payload, deadline).await.response) }
+        // By the invocation's deadline; the partial batch response: the partitions the trigger
+        // must redeliver, and from where.
+        async move { Ok::<_, Error>(generator.invoke(&event).await.response) }
     }))
     .await
 }

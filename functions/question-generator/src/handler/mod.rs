@@ -35,6 +35,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use futures::StreamExt;
+use lambda_runtime::LambdaEvent;
 use qgen_adapters::kafka::{EventPublisher, OutboundRecord, PublishError};
 use qgen_adapters::telemetry::{Metric, Metrics};
 use qgen_contract::decode::{Coordinates, Decoded, Origin, decode_batch};
@@ -112,6 +113,13 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
             limits: self.limits,
             publish_reserve: self.publish_reserve,
         }
+    }
+
+    /// Handles one invocation of the Lambda runtime: its batch, done by the invocation's
+    /// deadline (`Lambda-Runtime-Deadline-Ms`, epoch milliseconds; see [`deadline::instant_of`]).
+    pub async fn invoke(&self, event: &LambdaEvent<KafkaEvent>) -> BatchReport {
+        let deadline = deadline::instant_of(event.context.deadline);
+        self.handle(&event.payload, deadline).await
     }
 
     /// Handles one MSK batch that must be done by `deadline`.

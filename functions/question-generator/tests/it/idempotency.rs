@@ -1,20 +1,23 @@
 //! Idempotency against a real DynamoDB API (moto, driven through the SDK over HTTP): duplicates
-//! in a batch, across batches, after a crash, with other content, and with the store down.
+//! in a batch, across batches, after a crash, with other content, and with the store down;
+//! the records' TTL, records past it, and two invocations racing for one request.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use futures::future::{Either, select};
 use qgen_adapters::msk::record_json;
-use qgen_contract::events::{Difficulty, GenerationRequest, RequestEvent};
+use qgen_contract::events::{Difficulty, GenerationRequest, RequestEvent, ResponseEvent};
 use qgen_contract::msk::kafka_event;
 use qgen_testkit::{
     AnswersAsAsked, GeminiStandIn, MotoServer, RecordingPublisher, assert_matches_schema, dynamodb_client,
-    free_port,
+    free_port, sample_questions,
 };
 use question_generator::config::GeneratorConfig;
 use question_generator::gemini::GeminiClient;
@@ -26,14 +29,21 @@ use question_generator::idempotency::{
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::time::Instant;
 use wiremock::{Request, Respond, ResponseTemplate};
 
 const TWO_PARTITIONS: &str = include_str!("../../../../events/msk-batch-two-partitions.json");
+const TEMPLATE: &str = include_str!("../../../../template.yaml");
 const TABLE: &str = "qgen-idempotency";
 
 fn config(gemini_url: &str) -> GeneratorConfig {
-    let vars: HashMap<&str, String> = HashMap::from([
+    config_with(gemini_url, &[])
+}
+
+/// [`config`] with `overrides` set as well.
+fn config_with(gemini_url: &str, overrides: &[(&'static str, &str)]) -> GeneratorConfig {
+    let mut vars: HashMap<&str, String> = HashMap::from([
         ("KAFKA_BOOTSTRAP_SERVERS", "unused:9092".to_owned()),
         ("GEMINI_BASE_URL", gemini_url.to_owned()),
         ("GEMINI_TIMEOUT_MS", "2000".to_owned()),
@@ -42,6 +52,7 @@ fn config(gemini_url: &str) -> GeneratorConfig {
         ("GEMINI_BACKOFF_MAX_MS", "5".to_owned()),
         ("GEMINI_BREAKER_THRESHOLD", "1000".to_owned()),
     ]);
+    vars.extend(overrides.iter().map(|&(k, v)| (k, v.to_owned())));
     GeneratorConfig::from_lookup(|var| vars.get(var).cloned()).unwrap()
 }
 
@@ -64,7 +75,7 @@ async fn table(moto: &MotoServer) -> Client {
 /// What most tests here start from: moto with the table, a Gemini stand-in, a recording
 /// publisher.
 struct Fixture {
-    _moto: MotoServer,
+    moto: MotoServer,
     client: Client,
     stand_in: GeminiStandIn,
     publisher: RecordingPublisher,
@@ -79,7 +90,7 @@ impl Fixture {
         let moto = MotoServer::start().await;
         let client = table(&moto).await;
         Fixture {
-            _moto: moto,
+            moto,
             client,
             stand_in,
             publisher: RecordingPublisher::new(),
@@ -179,6 +190,28 @@ async fn record(client: &Client, request_id: &str) -> HashMap<String, AttributeV
         .unwrap()
         .item
         .unwrap_or_default()
+}
+
+/// Waits until the wall clock, which the store compares claims with, is past the
+/// `in_progress_expiration` the table holds for `request_id`.
+async fn until_the_claim_expires(client: &Client, request_id: &str) {
+    let until_ms = number(&record(client, request_id).await, IN_PROGRESS_EXPIRATION);
+    loop {
+        let now_ms = epoch_millis(SystemTime::now());
+        if now_ms > until_ms {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(until_ms + 1 - now_ms)).await;
+    }
+}
+
+/// A Number attribute of `item`, which must be one.
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
+    let value = item.get(name).unwrap_or_else(|| panic!("no {name} in {item:?}"));
+    let n = value
+        .as_n()
+        .unwrap_or_else(|_| panic!("{name} is not a Number: {value:?}"));
+    n.parse().unwrap()
 }
 
 fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> &'a str {
@@ -376,10 +409,12 @@ async fn a_retry_takes_over_once_a_live_claim_expires_so_the_request_is_never_lo
     let event = batch(vec![delivery(7, &loops)]);
     let held = generator.handle(&event, later()).await;
 
-    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    // Not a fixed sleep: however slow the machine, the retry comes once the claim the table
+    // holds has expired on the clock the store compares it with, and not long after.
+    until_the_claim_expires(&fx.client, "req-busy").await;
     let retried = generator.handle(&event, later()).await;
 
-    assert_eq!(held.in_progress, 1);
+    assert_eq!(held.in_progress, 1, "the claim was taken over while it was live");
     assert!(!held.response.is_success());
     assert_eq!(retried.completed, 1);
     assert_eq!(fx.stand_in.calls().await.len(), 1);
@@ -503,4 +538,286 @@ async fn an_unreachable_store_still_generates_and_publishes() {
 /// A DynamoDB client whose endpoint is a loopback port nobody listens on.
 fn unreachable_dynamodb() -> Client {
     dynamodb_client(&format!("http://127.0.0.1:{}", free_port()))
+}
+
+/// The TTL attribute `template.yaml` gives the idempotency table
+/// (`TimeToLiveSpecification.AttributeName`).
+fn template_ttl_attribute() -> &'static str {
+    let spec = TEMPLATE
+        .split("TimeToLiveSpecification:")
+        .nth(1)
+        .expect("template.yaml gives the idempotency table a TTL");
+    spec.lines()
+        .find_map(|line| line.trim().strip_prefix("AttributeName:"))
+        .expect("the TTL names its attribute")
+        .trim()
+}
+
+/// The generator with the store `IDEMPOTENCY_TABLE` and `IDEMPOTENCY_TTL_SECONDS` configure.
+fn configured<'a>(
+    stand_in: &GeminiStandIn,
+    publisher: &'a RecordingPublisher,
+    client: &Client,
+    ttl_seconds: &str,
+) -> Generator<GeminiClient, &'a RecordingPublisher, DynamoDbStore> {
+    let config = config_with(
+        &stand_in.base_url(),
+        &[
+            ("IDEMPOTENCY_TABLE", TABLE),
+            ("IDEMPOTENCY_TTL_SECONDS", ttl_seconds),
+            // The gated stand-in holds a call for as long as a test needs.
+            ("GEMINI_TIMEOUT_MS", "30000"),
+        ],
+    );
+    let idempotency = config.idempotency.clone().unwrap();
+    let gemini = GeminiClient::new(&config.gemini, SecretString::from("test-key")).unwrap();
+    let store = DynamoDbStore::new(client.clone(), idempotency.table, idempotency.ttl);
+    Generator::new(gemini, publisher, &config).with_idempotency(store)
+}
+
+#[tokio::test]
+async fn an_answered_request_expires_the_configured_retention_from_now_in_epoch_seconds() {
+    let fx = Fixture::start().await;
+    let generator = configured(&fx.stand_in, &fx.publisher, &fx.client, "900");
+    let loops = request("req-ttl", "Python Loops");
+
+    let before = epoch_secs(SystemTime::now());
+    generator.handle(&batch(vec![delivery(1, &loops)]), later()).await;
+    let after = epoch_secs(SystemTime::now());
+
+    // The attribute DynamoDB's TTL reads, as a Number of seconds (ms would be ~1000 times later).
+    assert_eq!(EXPIRATION, template_ttl_attribute());
+    let stored = record(&fx.client, "req-ttl").await;
+    assert_eq!(text(&stored, STATUS), STATUS_COMPLETED);
+    let expiration = number(&stored, template_ttl_attribute());
+    assert!(
+        (before + 900..=after + 900).contains(&expiration),
+        "{expiration} is not 900 s after {before}..={after}"
+    );
+    assert!(!stored.contains_key(IN_PROGRESS_EXPIRATION));
+}
+
+/// Holds every Gemini call until the test opens the gate, then answers as asked, and tells the
+/// test when a call arrives. It blocks the stand-in's own server thread, never the test's.
+struct Gated {
+    arrived: UnboundedSender<()>,
+    gate: Mutex<mpsc::Receiver<()>>,
+}
+
+impl Respond for Gated {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let _ = self.arrived.send(());
+        // Bounded, so a test whose gate never opens fails on its assertions rather than hangs.
+        let _ = self.gate.lock().unwrap().recv_timeout(Duration::from_secs(10));
+        AnswersAsAsked.respond(request)
+    }
+}
+
+/// The test's side of [`Gated`].
+struct Gate {
+    arrived: UnboundedReceiver<()>,
+    open: mpsc::Sender<()>,
+}
+
+impl Gate {
+    async fn call_arrived(&mut self) {
+        tokio::time::timeout(Duration::from_secs(30), self.arrived.recv())
+            .await
+            .expect("gemini was called")
+            .unwrap();
+    }
+
+    /// Lets the held call (and any later one) through.
+    fn open(&self) {
+        for _ in 0..8 {
+            let _ = self.open.send(());
+        }
+    }
+}
+
+async fn gated_stand_in() -> (GeminiStandIn, Gate) {
+    let (arrived_tx, arrived) = unbounded_channel();
+    let (open, gate) = mpsc::channel();
+    let stand_in = GeminiStandIn::start(Gated {
+        arrived: arrived_tx,
+        gate: Mutex::new(gate),
+    })
+    .await;
+    (stand_in, Gate { arrived, open })
+}
+
+#[tokio::test]
+async fn a_claim_is_held_until_the_lambda_deadline_and_expires_the_retention_from_now() {
+    let (stand_in, mut gate) = gated_stand_in().await;
+    let fx = Fixture::with(stand_in).await;
+    let generator = configured(&fx.stand_in, &fx.publisher, &fx.client, "900");
+    let loops = request("req-claim", "Python Loops");
+    let deadline_ms = super::deadline::epoch_ms_from_now(30_000);
+    let invocation = super::deadline::invocation(batch(vec![delivery(1, &loops)]), deadline_ms);
+
+    let before = epoch_secs(SystemTime::now());
+    let (report, claim) = tokio::join!(generator.invoke(&invocation), async {
+        // Read while Gemini holds the call: the record is the claim.
+        gate.call_arrived().await;
+        let claim = record(&fx.client, "req-claim").await;
+        gate.open();
+        claim
+    });
+    let after = epoch_secs(SystemTime::now());
+
+    assert_eq!(report.completed, 1);
+    assert_eq!(text(&claim, STATUS), STATUS_IN_PROGRESS);
+    // Another invocation may take over once this one's deadline (not its generation's) passes.
+    let held_until = number(&claim, IN_PROGRESS_EXPIRATION);
+    assert!(
+        held_until.abs_diff(deadline_ms) <= 1_000,
+        "held until {held_until}, the deadline is {deadline_ms}"
+    );
+    // The TTL is the retention, as for an answer; a crashed claim is deleted in time, and the
+    // TTL never deletes a claim that is still held.
+    let expiration = number(&claim, template_ttl_attribute());
+    assert!(
+        (before + 900..=after + 900).contains(&expiration),
+        "{expiration} is not 900 s after {before}..={after}"
+    );
+    assert!(expiration * 1_000 > held_until);
+}
+
+/// Writes a `COMPLETED` record of `request` with content hash `hash`, answered by
+/// `response`, whose TTL (`expiration`) is `expiration`.
+async fn answered_before(
+    client: &Client,
+    request: &GenerationRequest,
+    hash: &str,
+    response: &ResponseEvent,
+    expiration: SystemTime,
+) {
+    client
+        .put_item()
+        .table_name(TABLE)
+        .item(ID, AttributeValue::S(request.request_id.clone()))
+        .item(STATUS, AttributeValue::S(STATUS_COMPLETED.into()))
+        .item(PAYLOAD_HASH, AttributeValue::S(hash.to_owned()))
+        .item(EXPIRATION, AttributeValue::N(epoch_secs(expiration).to_string()))
+        .item(DATA, AttributeValue::S(serde_json::to_string(response).unwrap()))
+        .send()
+        .await
+        .unwrap();
+}
+
+// DynamoDB deletes an item whose TTL has passed only eventually, typically within a few days,
+// and until then reads still return it
+// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html). moto
+// does not delete it at all, as DynamoDB before its sweep: the store itself must treat it as
+// absent.
+
+#[tokio::test]
+async fn an_answer_past_its_ttl_but_not_yet_deleted_counts_as_absent_so_the_request_is_generated_again() {
+    let fx = Fixture::start().await;
+    let generator = fx.generator();
+    let loops = request("req-stale", "Python Loops");
+    let stale = ResponseEvent::completed(
+        "stale-request-event",
+        "req-stale",
+        sample_questions("Python Loops", 2, Difficulty::Medium),
+    );
+    let expired = SystemTime::now() - Duration::from_secs(3_600);
+    answered_before(&fx.client, &loops, &payload_hash(&loops), &stale, expired).await;
+
+    let report = generator.handle(&batch(vec![delivery(1, &loops)]), later()).await;
+
+    assert_eq!(report.completed, 1);
+    assert_eq!(
+        fx.stand_in.calls().await.len(),
+        1,
+        "the expired answer was replayed"
+    );
+    let answer = &responses(&fx.publisher)[0];
+    assert_eq!(answer["eventData"]["status"], "completed");
+    assert_ne!(answer["eventId"], stale.event_id.as_str());
+    // The new answer replaced the expired one, with a TTL in the future.
+    let stored = record(&fx.client, "req-stale").await;
+    let stored_event: Value = serde_json::from_str(text(&stored, DATA)).unwrap();
+    assert_eq!(stored_event["eventId"], answer["eventId"]);
+    assert!(number(&stored, EXPIRATION) > epoch_secs(SystemTime::now()));
+}
+
+#[tokio::test]
+async fn an_expired_answer_to_other_content_under_the_same_request_id_is_no_conflict() {
+    let fx = Fixture::start().await;
+    let generator = fx.generator();
+    let loops = request("req-reused", "Python Loops");
+    let joins = request("req-reused", "SQL Joins");
+    let old = ResponseEvent::completed(
+        "old-request-event",
+        "req-reused",
+        sample_questions("SQL Joins", 2, Difficulty::Medium),
+    );
+    let expired = SystemTime::now() - Duration::from_secs(3_600);
+    answered_before(&fx.client, &joins, &payload_hash(&joins), &old, expired).await;
+
+    let report = generator.handle(&batch(vec![delivery(1, &loops)]), later()).await;
+
+    assert_eq!((report.completed, report.failed), (1, 0));
+    assert_eq!(fx.stand_in.calls().await.len(), 1);
+    let stored = record(&fx.client, "req-reused").await;
+    assert_eq!(text(&stored, PAYLOAD_HASH), payload_hash(&loops));
+}
+
+#[tokio::test]
+async fn two_invocations_racing_for_one_request_call_gemini_once_and_the_loser_redelivers_then_replays_the_answer()
+ {
+    let (stand_in, mut gate) = gated_stand_in().await;
+    let fx = Fixture::with(stand_in).await;
+    // Two execution environments: each with its own DynamoDB client, Gemini client, publisher.
+    let publishers = [RecordingPublisher::new(), RecordingPublisher::new()];
+    let generators = [
+        configured(&fx.stand_in, &publishers[0], &fx.moto.dynamodb(), "3600"),
+        configured(&fx.stand_in, &publishers[1], &fx.moto.dynamodb(), "3600"),
+    ];
+    let loops = request("req-race", "Python Loops");
+    // The content service sent it twice, and each delivery went to another invocation.
+    let batches = [batch(vec![delivery(3, &loops)]), batch(vec![delivery(4, &loops)])];
+
+    // Both claim at once; Gemini holds the winner's call until the other invocation is done,
+    // so that one has certainly tried to claim before any answer exists.
+    let (loser, held, answered) = {
+        let first = pin!(generators[0].handle(&batches[0], later()));
+        let second = pin!(generators[1].handle(&batches[1], later()));
+        match select(first, second).await {
+            Either::Left((held, other)) => {
+                gate.open();
+                (0, held, other.await)
+            }
+            Either::Right((held, other)) => {
+                gate.open();
+                (1, held, other.await)
+            }
+        }
+    };
+    let winner = 1 - loser;
+    gate.call_arrived().await;
+
+    assert_eq!(fx.stand_in.calls().await.len(), 1);
+    assert_eq!((answered.completed, answered.in_progress), (1, 0));
+    assert!(answered.response.is_success());
+    let answer = responses(&publishers[winner]);
+    assert_eq!(answer.len(), 1);
+    assert_eq!(answer[0]["eventData"]["status"], "completed");
+    assert!(responses(&publishers[loser]).is_empty());
+    assert_eq!((held.completed, held.in_progress), (0, 1));
+    assert_eq!(
+        serde_json::to_value(held.response()).unwrap(),
+        json!({"batchItemFailures": [
+            {"itemIdentifier": {"topic-partition": "question.request-0", "offset": 3 + loser}}
+        ]})
+    );
+
+    // The trigger redelivers the loser's partition from that record.
+    let redelivered = generators[loser].handle(&batches[loser], later()).await;
+
+    assert_eq!(redelivered.completed, 1);
+    assert!(redelivered.response.is_success());
+    assert_eq!(fx.stand_in.calls().await.len(), 1);
+    assert_eq!(responses(&publishers[loser]), answer);
 }

@@ -1,6 +1,7 @@
 //! Integration tests of question-generator: one binary (one link of librdkafka and the AWS SDK),
 //! one module per subject.
 
+mod deadline;
 mod fair_questions;
 mod gemini;
 mod generator;
