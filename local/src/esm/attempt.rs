@@ -30,8 +30,7 @@ impl<I: Invoker> Emulator<I> {
         if self.exhausted(invocations) {
             return Duration::ZERO;
         }
-        let doublings = invocations.saturating_sub(1).min(16);
-        (self.config.retry_base * 2u32.pow(doublings)).min(self.config.retry_max)
+        self.config.retry_delay(invocations)
     }
 
     /// Whether records invoked `invocations` times have used up their retries.
@@ -131,6 +130,12 @@ impl<I: Invoker> Emulator<I> {
         // librdkafka refuses an empty commit; nothing moved on is nothing to commit.
         if offsets.count() > 0 {
             self.consumer.commit(&offsets, CommitMode::Sync)?;
+            let committed: Vec<String> = offsets
+                .elements()
+                .iter()
+                .map(|e| format!("{}@{}", e.partition(), e.offset().to_raw().unwrap_or(-1)))
+                .collect();
+            tracing::debug!(?committed, "offsets committed (partition@next offset)");
         }
         Ok(())
     }

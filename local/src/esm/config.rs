@@ -61,6 +61,13 @@ impl EsmConfig {
         }
     }
 
+    /// The delay before retrying records invoked `invocations` times (1 or more): `retry_base`,
+    /// doubling with each invocation, at most `retry_max`.
+    pub fn retry_delay(&self, invocations: u32) -> Duration {
+        let doublings = invocations.saturating_sub(1).min(16);
+        (self.retry_base * 2u32.pow(doublings)).min(self.retry_max)
+    }
+
     /// Retries allowed after the first invocation; `None` is infinite.
     pub fn retry_limit(&self) -> Option<u32> {
         match u32::try_from(self.maximum_retry_attempts) {

@@ -1,6 +1,7 @@
 //! The local stack end to end over real HTTP and a real broker, read back by an independent
 //! client; and (in `trigger`) the event-source-mapping emulator's batching, partial batch,
-//! retry, on-failure, commit and resume rules; (in `replay`) the replay command; and (in
+//! retry, on-failure, commit and resume rules (and, in `trigger_retries`, the backoff between retries
+//! and the partitions held back meanwhile); (in `replay`) the replay command; and (in
 //! `template`) that the emulator's defaults are the deployed trigger's; (in `dashboard`) that the
 //! dashboard and alarms read only metrics the code emits; (in `timeline`) one request's trace and
 //! timeline read back from its records.
@@ -11,6 +12,7 @@ mod replay;
 mod template;
 mod timeline;
 mod trigger;
+mod trigger_retries;
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 use qgen_local::client;
 use qgen_local::stack::{UpOptions, up};
+use qgen_testkit::assert_matches_schema;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,6 +76,7 @@ async fn requests_posted_over_http_get_responses_an_independent_client_reads() {
     for i in 1..=5 {
         let id = format!("local-{i}");
         let event = events.iter().find(|e| e["request_id"] == id.as_str()).unwrap();
+        assert_matches_schema("response-event.schema.json", &event["event"]);
         assert_eq!(event["status"], "completed");
         assert_eq!(event["source"], "offline");
         assert_eq!(event["key"], id.as_str());
