@@ -20,14 +20,25 @@
 //!   its epoch, as librdkafka does since KIP-360, and tansu's storage task panics on the bumped
 //!   epoch, failing every later request.)
 //!
+//! The Gemini faults are decided per request and call (`chaos`), so every request's outcome is
+//! known before it is sent: the runs check each response against it (`completed`, or the one
+//! failure its faults make), the count of Gemini calls against the retry policy, and the waits
+//! against the README's bounds: a caller held by a broker restart waits at most the outage and
+//! one reconnect backoff (1 s), a 503 comes between the message timeout and the API's publish
+//! timeout (message timeout + 1 s).
+//!
 //! `failure_path` runs the failure path of the deployed trigger: records given up to
-//! question.request.failed and replayed, and partial batch responses.
+//! question.request.failed and replayed, and partial batch responses. `timeouts` measures the
+//! two settings behind those bounds: `reconnect.backoff.max.ms=1000` against librdkafka's
+//! default, and how late librdkafka reports a timed-out record.
 //!
 //! Prints the figures (`cargo test -p qgen-tests --test e2e faults -- --nocapture`). The size and
 //! the fault rates are set by `FAULT_REQUESTS` (default 500), `FAULT_GEMINI_ERROR_PCT` (30),
 //! `FAULT_GEMINI_MALFORMED_PCT` (10) and `FAULT_GEMINI_SLOW_PCT` (5).
 
+mod chaos;
 mod failure_path;
+mod timeouts;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -40,7 +51,7 @@ use qgen_adapters::config::ApiConfig;
 use qgen_adapters::kafka::{KafkaPublisher, client_config};
 use qgen_contract::msk::KafkaBatchResponse;
 use qgen_local::esm::{Emulator, EsmConfig, InvokeError, Invoker};
-use qgen_testkit::{GeminiStandIn, MockBroker, TansuBroker, gemini_reply, read_topic};
+use qgen_testkit::{GeminiStandIn, MockBroker, TansuBroker, assert_on_contract, read_topic};
 use question_api::Api;
 use question_generator::config::GeneratorConfig;
 use question_generator::gemini::GeminiClient;
@@ -53,47 +64,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use wiremock::{Request, Respond, ResponseTemplate};
+
+use self::chaos::{Chaos, Rates};
 
 fn env_number(var: &str, default: usize) -> usize {
     std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A Gemini stand-in that fails by call number, deterministically: of every 100 calls, the
-/// first `error_pct` answer 429 or 503, the next `malformed_pct` answer text that is not the
-/// schema, the next `slow_pct` answer after the client's timeout, and the rest answer well.
-struct Chaos {
-    calls: AtomicUsize,
-    error_pct: usize,
-    malformed_pct: usize,
-    slow_pct: usize,
-}
-
-impl Respond for Chaos {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        // Spread the faults: call i lands on slot (i * 37) mod 100.
-        let slot = (self.calls.fetch_add(1, Ordering::SeqCst) * 37) % 100;
-        if slot < self.error_pct {
-            let status = if slot.is_multiple_of(2) { 429 } else { 503 };
-            return ResponseTemplate::new(status).insert_header("retry-after", "0");
-        }
-        if slot < self.error_pct + self.malformed_pct {
-            return ResponseTemplate::new(200)
-                .set_body_json(gemini_reply("{\"questions\": \"nope\"", "STOP"));
-        }
-        let reply = answer(request);
-        if slot < self.error_pct + self.malformed_pct + self.slow_pct {
-            return reply.set_delay(Duration::from_secs(3));
-        }
-        reply
-    }
-}
-
-fn answer(request: &Request) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(qgen_contract::offline::answer_generate_content(&request.body))
 }
 
 /// Runs the generator, then — once — reports failure anyway, as a function that crashed after
@@ -124,10 +102,19 @@ struct Posted {
     other: Vec<u16>,
 }
 
+/// The topic a request is sent with: a fault run's `fault-{i}` asks about `i`, which decides
+/// its faults (see `chaos`).
+fn request_topic(id: &str) -> String {
+    match id.strip_prefix("fault-").and_then(|i| i.parse().ok()) {
+        Some(index) => chaos::topic(index),
+        None => "Fault tolerance".to_owned(),
+    }
+}
+
 async fn post_all(http: &reqwest::Client, url: &str, ids: impl Iterator<Item = String>) -> Posted {
     let results: Vec<(String, u16, Value, u64)> = futures::stream::iter(ids)
         .map(|id| async move {
-            let body = json!({"request_id": id, "topic": "Fault tolerance", "num_questions": 2, "difficulty": "medium"});
+            let body = json!({"request_id": id, "topic": request_topic(&id), "num_questions": 2, "difficulty": "medium"});
             let started = Instant::now();
             let response = http.post(url).json(&body).send().await.expect("the API answers");
             let status = response.status().as_u16();
@@ -181,6 +168,7 @@ async fn read_responses(bootstrap: &str, expected: &HashSet<String>, limit: Dura
         let stop = drain_until.unwrap_or(deadline).min(deadline);
         match tokio::time::timeout_at(stop, consumer.recv()).await {
             Ok(Ok(message)) => {
+                assert_on_contract("question.response", message.payload());
                 let event: Value = serde_json::from_slice(message.payload().unwrap_or_default()).unwrap();
                 missing.remove(event["eventData"]["request_id"].as_str().unwrap_or_default());
                 events.push(event);
@@ -255,6 +243,10 @@ fn configs(bootstrap: &str, message_timeout_ms: u64, gemini_url: &str) -> (ApiCo
         ("GEMINI_BASE_URL", gemini_url.to_owned()),
         ("GEMINI_TIMEOUT_MS", "1000".to_owned()),
         ("GEMINI_BACKOFF_BASE_MS", "20".to_owned()),
+        // The circuit breaker (tested in question-generator's own tests) would open whenever
+        // five failures of concurrent requests happen to come in a row, and turn the outcome of
+        // the requests after into a matter of timing; the fault runs count outcomes exactly.
+        ("GEMINI_BREAKER_THRESHOLD", "10000".to_owned()),
     ]);
     let lookup = |var: &str| vars.get(var).cloned();
     (
@@ -272,13 +264,71 @@ async fn serve_api(config: &ApiConfig, shutdown: &CancellationToken) -> (String,
     (url, server)
 }
 
+/// README, promise 1: a caller held during a broker restart waits for the broker and at most one
+/// reconnect backoff more (`reconnect.backoff.max.ms=1000`, `qgen_adapters::kafka::client_config`).
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Slack on the upper bound of a wait for the broker, for a 2-core machine building beside the
+/// suite.
+const LOAD_MARGIN: Duration = Duration::from_secs(3);
+/// Slack on the upper bound of a 503: the API's own timer fires at its publish timeout at the
+/// latest; this is time to write the answer after it on a loaded machine.
+const ANSWER_MARGIN: Duration = Duration::from_millis(1_500);
+
+/// The API's publish timeout (`question_api::Api::new`): the message timeout + 1 s.
+fn publish_timeout(message_timeout: Duration) -> Duration {
+    message_timeout + Duration::from_secs(1)
+}
+
+/// Promise 2's bounds on the 503s: never before the message timeout (a 503 comes from the
+/// broker not acknowledging in time, not from a shortcut), never later than the API's publish
+/// timeout and the time to answer.
+fn check_refusal_times(latency_ms: &[u64], message_timeout: Duration) {
+    let Some(&min) = latency_ms.iter().min() else {
+        return;
+    };
+    let at_most = publish_timeout(message_timeout) + ANSWER_MARGIN;
+    assert!(
+        min >= message_timeout.as_millis() as u64,
+        "a 503 came after {min} ms, before the message timeout ({message_timeout:?}): {latency_ms:?}"
+    );
+    assert!(
+        max(latency_ms) <= at_most.as_millis() as u64,
+        "a 503 took {} ms, over the publish timeout {:?} + {ANSWER_MARGIN:?}: {latency_ms:?}",
+        max(latency_ms),
+        publish_timeout(message_timeout)
+    );
+}
+
+/// `completed` or `failed:<code>`.
+fn outcome_of(event: &Value) -> String {
+    match event["eventData"]["error"]["code"].as_str() {
+        Some(code) => format!("failed:{code}"),
+        None => "completed".to_owned(),
+    }
+}
+
+/// The `i` of `fault-{i}`.
+fn index_of(id: &str) -> usize {
+    id.strip_prefix("fault-")
+        .and_then(|i| i.parse().ok())
+        .unwrap_or_else(|| panic!("not a fault-run request id: {id}"))
+}
+
 /// What a fault run saw.
 struct Figures {
     total: usize,
     load_time: Duration,
+    /// From the broker's stop until it was back (tansu: restarted and listening).
+    outage: Duration,
+    message_timeout: Duration,
     /// Per phase: before, during and after the outage.
     phases: [Posted; 3],
     events: Vec<Value>,
+    /// The Gemini stand-in: the faults of each request, and the calls it got.
+    chaos: Arc<Chaos>,
+    rates: Rates,
+    /// `GEMINI_MAX_ATTEMPTS` of the generator.
+    max_attempts: u32,
 }
 
 impl Figures {
@@ -300,7 +350,8 @@ impl Figures {
             .collect()
     }
 
-    /// Asserts promise 1 and that nothing refused was published, then prints the figures.
+    /// Asserts promise 1, that nothing refused was published, and that every request ended as
+    /// its injected faults say it must; then prints the figures.
     fn check_and_print(&self, title: &str) {
         let accepted = self.accepted_ids();
         let mut by_request: HashMap<String, Vec<&Value>> = HashMap::new();
@@ -314,40 +365,60 @@ impl Figures {
             .collect();
         let mut duplicates = 0;
         let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+        let mut unexpected = Vec::new();
         for (id, copies) in &by_request {
             let ids: HashSet<&str> = copies.iter().map(|e| e["eventId"].as_str().unwrap()).collect();
             assert_eq!(ids.len(), 1, "{id}: copies with different eventIds {ids:?}");
             duplicates += copies.len() - 1;
-            let last = copies.last().unwrap();
-            let outcome = match last["eventData"]["error"]["code"].as_str() {
-                Some(code) => format!("failed:{code}"),
-                None => "completed".to_owned(),
-            };
-            *outcomes.entry(outcome).or_default() += 1;
+            // Every copy (a re-generated request makes the same calls again) ends as the
+            // request's script does.
+            let expected = self.rates.script(index_of(id), self.max_attempts).outcome;
+            for copy in copies {
+                let outcome = outcome_of(copy);
+                if outcome != expected {
+                    unexpected.push(format!("{id}: {outcome}, expected {expected}"));
+                }
+            }
+            *outcomes.entry(outcome_of(copies.last().unwrap())).or_default() += 1;
         }
+        let mut expected_outcomes: BTreeMap<String, usize> = BTreeMap::new();
+        for id in &accepted {
+            let script = self.rates.script(index_of(id), self.max_attempts);
+            *expected_outcomes.entry(script.outcome).or_default() += 1;
+        }
+        let failure_probability = self.rates.failure_probability(self.max_attempts);
+        let calls = self.chaos.calls();
         let refused = self.refused_latency_ms();
         let during = &self.phases[1].accepted_latency_ms;
         eprintln!(
-            "\n{title}: {} requests in {:.1} s\n  accepted (202): {} (during the outage: {}, median {} ms, max {} ms)\n  \
-             refused (503): {} (median {} ms, max {} ms)\n  responses read: {} for {} requests\n  outcomes: {outcomes:?}\n  \
-             duplicates (same eventId): {duplicates}\n  lost: {}\n",
+            "\n{title}: {} requests in {:.1} s, outage {} ms\n  accepted (202): {} (during the outage: {}, median {} ms, max {} ms)\n  \
+             refused (503): {} (min {} ms, median {} ms, max {} ms)\n  responses read: {} for {} requests\n  outcomes: {outcomes:?}\n  \
+             expected by the injected faults: {expected_outcomes:?} (P(failed) per request at these rates: {:.2} %)\n  \
+             gemini calls: {}\n  duplicates (same eventId): {duplicates}\n  lost: {}\n",
             self.total,
             self.load_time.as_secs_f64(),
+            self.outage.as_millis(),
             accepted.len(),
             during.len(),
             median(during),
             max(during),
             self.refused(),
+            refused.iter().min().copied().unwrap_or(0),
             median(&refused),
             max(&refused),
             self.events.len(),
             by_request.len(),
+            failure_probability * 100.0,
+            calls.values().sum::<usize>(),
             lost.len(),
         );
         assert!(lost.is_empty(), "accepted but never answered: {lost:?}");
         for phase in &self.phases {
             assert!(phase.other.is_empty(), "unexpected statuses {:?}", phase.other);
         }
+        // Accepted = posted - refused, each accepted once.
+        let accepted_answers: usize = self.phases.iter().map(|p| p.accepted.len()).sum();
+        assert_eq!(accepted_answers, accepted.len(), "a request accepted twice");
         assert_eq!(accepted.len() + self.refused(), self.total);
         // A 503'd request never reached the topic, so it was never answered.
         assert!(
@@ -358,6 +429,75 @@ impl Figures {
             duplicates > 0,
             "the crashed batch should have re-published its responses"
         );
+
+        // The outcome mix. Only two failures can follow from the injected faults: 4 transient
+        // failures (429/503/timeout; GEMINI_MAX_ATTEMPTS) make `gemini_unavailable`, an
+        // unusable answer after the repair call makes `invalid_model_output`. Not
+        // `deadline_exceeded`: a generation takes seconds of the invocation's 180.
+        let codes: HashSet<&str> = outcomes.keys().map(String::as_str).collect();
+        let possible = HashSet::from([
+            "completed",
+            "failed:gemini_unavailable",
+            "failed:invalid_model_output",
+        ]);
+        assert!(
+            codes.is_subset(&possible),
+            "outcomes the injected faults cannot cause: {outcomes:?}"
+        );
+        assert!(
+            unexpected.is_empty(),
+            "{} responses other than the injected faults make: {unexpected:?}",
+            unexpected.len()
+        );
+        assert_eq!(outcomes, expected_outcomes);
+        // The same from the rates alone, which also checks that the scripts stand for them: a
+        // generation fails with probability p = P(4 transient failures before an answer, or
+        // 2 unusable answers): with 35 % transient and 10 % unusable calls p = 4.3 %
+        // (`Rates::failure_probability`), 21.7 of 500. Three times the expected failures and 5
+        // more is far beyond the spread of the count (sd ~ sqrt(500 p) ~ 4.6).
+        let failed = accepted.len() - outcomes.get("completed").copied().unwrap_or(0);
+        let failed_bound = (3.0 * failure_probability * accepted.len() as f64).ceil() as usize + 5;
+        assert!(
+            failed <= failed_bound,
+            "{failed} of {} accepted requests failed; the injected faults explain at most {failed_bound}",
+            accepted.len()
+        );
+
+        // Gemini was called exactly as the policy says: each accepted request a whole number
+        // of its scripts (one per generation), each refused one never.
+        assert_eq!(self.chaos.strays(), 0, "calls for no request of the run");
+        for index in 0..self.total {
+            let made = calls.get(&index).copied().unwrap_or(0);
+            let id = format!("fault-{index}");
+            if accepted.contains(&id) {
+                let script = self.rates.script(index, self.max_attempts);
+                let per_generation = script.faults.len();
+                assert!(
+                    made >= per_generation && made.is_multiple_of(per_generation),
+                    "{id}: {made} gemini calls, not a multiple of its {per_generation} ({:?} → {})",
+                    script.faults,
+                    script.outcome
+                );
+            } else {
+                assert_eq!(made, 0, "{id} was refused but generated");
+            }
+        }
+    }
+
+    /// Promise 1's and 2's bounds on waiting: a caller held while the broker was away waited
+    /// at most the outage and one reconnect backoff (plus slack for a loaded machine); a 503
+    /// came between the message timeout and the API's publish timeout.
+    fn check_waits(&self) {
+        let during = &self.phases[1].accepted_latency_ms;
+        let at_most = self.outage + RECONNECT_BACKOFF_MAX + LOAD_MARGIN;
+        assert!(
+            max(during) <= at_most.as_millis() as u64,
+            "a request sent during the {} ms outage waited {} ms for its 202, over the outage + \
+             {RECONNECT_BACKOFF_MAX:?} reconnect backoff + {LOAD_MARGIN:?}: {during:?}",
+            self.outage.as_millis(),
+            max(during)
+        );
+        check_refusal_times(&self.refused_latency_ms(), self.message_timeout);
     }
 }
 
@@ -368,14 +508,18 @@ async fn fault_run(mut broker: Broker, message_timeout_ms: u64, outage: Duration
     init_logs();
     let total = env_number("FAULT_REQUESTS", 500);
     let bootstrap = broker.bootstrap_servers();
-    let gemini = GeminiStandIn::start(Chaos {
-        calls: AtomicUsize::new(0),
-        error_pct: env_number("FAULT_GEMINI_ERROR_PCT", 30),
-        malformed_pct: env_number("FAULT_GEMINI_MALFORMED_PCT", 10),
-        slow_pct: env_number("FAULT_GEMINI_SLOW_PCT", 5),
-    })
-    .await;
+    let rates = Rates::from_env();
+    // The stand-in needs the attempts before the configuration can name its URL; both are the
+    // generator's, read from the same variables.
+    let max_attempts = configs(&bootstrap, message_timeout_ms, "http://127.0.0.1:9")
+        .1
+        .gemini
+        .retry
+        .max_attempts;
+    let chaos = Chaos::new(rates, max_attempts);
+    let gemini = GeminiStandIn::start(chaos::Responder(chaos.clone())).await;
     let (api_config, generator_config) = configs(&bootstrap, message_timeout_ms, &gemini.base_url());
+    assert_eq!(generator_config.gemini.retry.max_attempts, max_attempts);
     let shutdown = CancellationToken::new();
     let (url, server) = serve_api(&api_config, &shutdown).await;
 
@@ -409,9 +553,12 @@ async fn fault_run(mut broker: Broker, message_timeout_ms: u64, outage: Duration
     let started = Instant::now();
     let first = post_all(&http, &url, ids(0..before)).await;
     broker.stop();
-    let (second, ()) = tokio::join!(post_all(&http, &url, ids(before..before + during)), async {
+    let stopped = Instant::now();
+    let (second, back) = tokio::join!(post_all(&http, &url, ids(before..before + during)), async {
+        // The outage itself.
         tokio::time::sleep(outage).await;
         broker.start().await;
+        Instant::now()
     });
     let third = post_all(&http, &url, ids(before + during..total)).await;
     let load_time = started.elapsed();
@@ -428,8 +575,13 @@ async fn fault_run(mut broker: Broker, message_timeout_ms: u64, outage: Duration
     Figures {
         total,
         load_time,
+        outage: back - stopped,
+        message_timeout: Duration::from_millis(message_timeout_ms),
         phases,
         events,
+        chaos,
+        rates,
+        max_attempts,
     }
 }
 
@@ -450,6 +602,7 @@ async fn no_accepted_request_is_lost_when_tansu_is_killed_and_restarted_under_lo
         max(during) >= 3_000,
         "requests sent during the outage should have waited for the broker ({during:?} ms)"
     );
+    figures.check_waits();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -462,8 +615,7 @@ async fn the_same_instances_go_on_after_an_outage_longer_than_the_message_timeou
         "the outage should have refused some requests"
     );
     // Promise 2: a refusal comes within the API's publish timeout (message timeout 3 s + 1 s).
-    let refused_max = max(&figures.refused_latency_ms());
-    assert!(refused_max < 4_500, "503 took {refused_max} ms");
+    figures.check_waits();
     // The same API instance accepts everything once the broker is back.
     let after = &figures.phases[2];
     assert_eq!(after.refused, 0, "the API should have recovered after the outage");
@@ -490,18 +642,15 @@ async fn a_killed_broker_gets_503s_within_the_timeout_and_nothing_refused_is_pub
 
     let latency = &refused.refused_latency_ms;
     eprintln!(
-        "\nbroker killed: {} requests refused with 503 (median {} ms, max {} ms), {} accepted\n",
+        "\nbroker killed: {} requests refused with 503 (min {} ms, median {} ms, max {} ms), {} accepted\n",
         refused.refused,
+        latency.iter().min().copied().unwrap_or(0),
         median(latency),
         max(latency),
         refused.accepted.len()
     );
     assert_eq!(refused.refused, 32, "every request should get a 503: {refused:?}");
-    assert!(max(latency) < 4_500, "503 took {} ms", max(latency));
-    assert!(
-        median(latency) >= 2_500,
-        "a 503 should come from the message timeout (3 s), not from a shortcut: {latency:?}"
-    );
+    check_refusal_times(latency, config.kafka.message_timeout);
 
     broker.restart().await;
     let shutdown = CancellationToken::new();
