@@ -347,5 +347,9 @@ async fn answers_503_within_the_message_timeout_when_no_broker_listens() {
     let elapsed = started.elapsed();
     assert_eq!(response.status(), 503);
     assert_eq!(body_json(&response)["error"]["code"], "unavailable");
-    assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
+    // Not before the broker had its message timeout (1.5 s) to take the record; not after the
+    // API's own bound (message timeout + 1 s) with 3 s to spare for a loaded machine (how late
+    // librdkafka's own report can come is measured in tests/e2e/faults/timeouts.rs).
+    assert!(elapsed >= Duration::from_millis(1_500), "took {elapsed:?}");
+    assert!(elapsed < Duration::from_millis(5_500), "took {elapsed:?}");
 }

@@ -239,14 +239,16 @@ async fn never_waits_for_a_retry_after_that_ends_past_the_deadline() {
     let started = Instant::now();
 
     let outcome = client(&stand_in)
-        .generate(&request(), Instant::now() + Duration::from_secs(3))
+        .generate(&request(), Instant::now() + Duration::from_secs(30))
         .await;
 
     assert_eq!(code(&outcome), "gemini_unavailable");
     assert!(outcome.unwrap_err().to_string().contains("no time left"));
     assert_eq!(stand_in.calls().await.len(), 1);
+    // Waiting (for the 120 s, or until the deadline) would take 30 s at least; one local call
+    // takes milliseconds, so 10 s holds on a loaded machine and still tells the two apart.
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
@@ -273,7 +275,7 @@ async fn a_503_that_never_ends_fails_as_unavailable_after_the_maximum_attempts()
 
 #[tokio::test]
 async fn a_reply_slower_than_the_timeout_is_retried_then_fails_as_unavailable() {
-    let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(3));
+    let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(30));
     let stand_in = GeminiStandIn::start(Scripted::new([Step::Reply(slow)])).await;
     let config = config(&stand_in.base_url(), &[("GEMINI_TIMEOUT_MS", "200")]);
     let client = GeminiClient::new(&config, SecretString::from("test-key")).unwrap();
@@ -284,8 +286,10 @@ async fn a_reply_slower_than_the_timeout_is_retried_then_fails_as_unavailable() 
     assert_eq!(code(&outcome), "gemini_unavailable");
     assert!(outcome.unwrap_err().to_string().contains("timed out"));
     assert_eq!(stand_in.calls().await.len(), 3);
+    // Three calls cut at 200 ms and two short backoffs take under a second; a call left to
+    // its 30 s reply would take 30 s. 10 s holds on a loaded machine and tells the two apart.
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );

@@ -379,18 +379,13 @@ async fn runs_at_most_generation_concurrency_requests_at_once() {
     let config = config("unused:9092", "http://127.0.0.1:9", 3);
     let publisher = RecordingPublisher::new();
     let generator = Generator::new(source.clone(), &publisher, &config);
-    let started = Instant::now();
 
     let report = generator.handle(&event, later()).await;
 
     assert_eq!(report.completed, 8);
+    // Three at once at the peak, never more: concurrent, and bounded. (A wall-clock bound on
+    // the batch would say the same less surely on a loaded machine.)
     assert_eq!(source.peak.load(Ordering::SeqCst), 3);
-    // ceil(8 / 3) rounds of 100 ms: concurrent, not one at a time (800 ms).
-    assert!(
-        started.elapsed() < Duration::from_millis(600),
-        "{:?}",
-        started.elapsed()
-    );
 }
 
 #[tokio::test]
