@@ -174,6 +174,17 @@ ensure_cargo_mutants() {
   cargo install cargo-mutants --version "$CARGO_MUTANTS_VERSION" --locked --root "$root" >&2
 }
 
+# cargo-nextest, pinned: the test runner of scripts/test (a process per test, and the time limits
+# of .config/nextest.toml). Cached like cargo-mutants.
+CARGO_NEXTEST_VERSION="0.9.143"
+ensure_cargo_nextest() {
+  local root="$QGEN_CACHE/tools"
+  export PATH="$root/bin:$PATH"
+  [ "$(cargo nextest --version 2>/dev/null | awk 'NR == 1 {print $2}')" = "$CARGO_NEXTEST_VERSION" ] && return
+  log "installing cargo-nextest $CARGO_NEXTEST_VERSION into $root (about 5 minutes, once)"
+  cargo install cargo-nextest --version "$CARGO_NEXTEST_VERSION" --locked --root "$root" >&2
+}
+
 ensure_cargo_fuzz() {
   local root="$QGEN_CACHE/tools"
   command -v c++ >/dev/null 2>&1 || { log "installing g++ (builds libFuzzer)"; apt_install g++; }
