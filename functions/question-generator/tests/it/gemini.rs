@@ -504,6 +504,63 @@ async fn thinking_and_cached_tokens_reach_the_metrics_of_the_model_that_answered
 }
 
 #[tokio::test]
+async fn a_repaired_request_meters_the_tokens_and_latency_of_both_calls() {
+    let metrics = telemetry::capture();
+    // Two answers, each taking 100 ms and billing its own tokens: the first has two questions
+    // of the three asked for (a repair call follows), the second is right.
+    let two = sample_questions("Python Loops", 2, Difficulty::Medium);
+    let usage = |n: u64| {
+        json!({
+            "promptTokenCount": 100 * n, "cachedContentTokenCount": 10 * n,
+            "candidatesTokenCount": 20 * n, "thoughtsTokenCount": 30 * n
+        })
+    };
+    let mut wrong = gemini_reply(&questions_text(&two), "STOP");
+    wrong["usageMetadata"] = usage(1);
+    struct Twice {
+        first: Value,
+        second: Value,
+        calls: AtomicUsize,
+    }
+    impl Respond for Twice {
+        fn respond(&self, request: &Request) -> ResponseTemplate {
+            let body = match self.calls.fetch_add(1, Ordering::SeqCst) {
+                0 => self.first.clone(),
+                _ => answer_with_usage(&request.body, self.second.clone()),
+            };
+            ResponseTemplate::new(200)
+                .set_body_json(body)
+                .set_delay(Duration::from_millis(100))
+        }
+    }
+    let stand_in = GeminiStandIn::start(Twice {
+        first: wrong,
+        second: usage(2),
+        calls: AtomicUsize::new(0),
+    })
+    .await;
+
+    let outcome = client(&stand_in).generate(&request(), in_a_minute()).await;
+
+    assert!(outcome.is_ok(), "{outcome:?}");
+    let records = metrics.records();
+    assert_eq!(records.len(), 1, "one record per request: {records:?}");
+    let record = &records[0];
+    for (name, value) in [
+        ("GeminiCalls", 2.0),
+        ("GeminiPromptTokens", 300.0),
+        ("GeminiCachedTokens", 30.0),
+        ("GeminiOutputTokens", 60.0),
+        ("GeminiThoughtsTokens", 90.0),
+    ] {
+        assert_eq!(record[name], value, "{name}: {record}");
+    }
+    // Both calls' time, each at least the stand-in's 100 ms (a lower bound: load only adds).
+    let latency = record["GeminiLatency"].as_f64().unwrap();
+    assert!(latency >= 200.0, "GeminiLatency {latency}: {record}");
+}
+
+#[tokio::test]
 async fn the_body_carries_the_thinking_level_and_the_request_only_as_quoted_data() {
     let stand_in = GeminiStandIn::answering().await;
     let config = config(&stand_in.base_url(), &[("GEMINI_THINKING_LEVEL", "minimal")]);
@@ -614,6 +671,32 @@ async fn the_breaker_opens_after_repeated_failures_fails_fast_and_closes_after_a
     assert_eq!(client.breaker_state(), State::Closed);
     assert!(client.generate(&request(), in_a_minute()).await.is_ok());
     assert_eq!(stand_in.calls().await.len(), 4);
+}
+
+#[tokio::test]
+async fn any_5xx_counts_against_the_breaker_and_a_4xx_does_not() {
+    // A 502 is not among the retried statuses, but it still says Gemini is unwell; a 400 says
+    // Gemini is up and disliked the call. Threshold 2: two 502s open the circuit, two 400s
+    // between them reset the count.
+    for (statuses, open) in [([502, 502], true), ([400, 400], false), ([502, 400], false)] {
+        let stand_in = GeminiStandIn::start(Scripted::new(statuses.map(status))).await;
+        let config = config(
+            &stand_in.base_url(),
+            &[
+                ("GEMINI_MAX_ATTEMPTS", "1"),
+                ("GEMINI_BREAKER_THRESHOLD", "2"),
+                ("GEMINI_BREAKER_COOLDOWN_MS", "60000"),
+            ],
+        );
+        let client = GeminiClient::new(&config, SecretString::from("test-key")).unwrap();
+
+        for _ in statuses {
+            assert!(client.generate(&request(), in_a_minute()).await.is_err());
+        }
+
+        let state = client.breaker_state();
+        assert_eq!(state == State::Open, open, "{statuses:?}: {state:?}");
+    }
 }
 
 #[tokio::test]
