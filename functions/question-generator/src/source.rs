@@ -217,6 +217,51 @@ impl<T: QuestionSource> QuestionSource for std::sync::Arc<T> {
 mod tests {
     use super::*;
 
+    /// A source that answers nothing, labelled or not.
+    struct Labelled(Option<&'static str>);
+
+    impl QuestionSource for Labelled {
+        async fn generate(
+            &self,
+            _: &GenerationRequest,
+            _: Instant,
+        ) -> Result<Vec<Question>, GenerationError> {
+            Err(GenerationError::DeadlineExceeded)
+        }
+
+        fn label(&self) -> Option<&str> {
+            self.0
+        }
+    }
+
+    /// A source that keeps the trait's default label.
+    struct Unlabelled;
+
+    impl QuestionSource for Unlabelled {
+        async fn generate(
+            &self,
+            _: &GenerationRequest,
+            _: Instant,
+        ) -> Result<Vec<Question>, GenerationError> {
+            Err(GenerationError::DeadlineExceeded)
+        }
+    }
+
+    #[test]
+    fn a_source_is_unlabelled_unless_it_says_and_references_and_arcs_pass_its_label_on() {
+        use std::sync::Arc;
+        assert_eq!(Unlabelled.label(), None);
+        for label in [Some("offline"), None] {
+            let source = Labelled(label);
+            // Through the forwarding impls themselves, not the inner type's by auto-deref.
+            assert_eq!(<&Labelled as QuestionSource>::label(&&source), label);
+            assert_eq!(
+                <Arc<Labelled> as QuestionSource>::label(&Arc::new(Labelled(label))),
+                label
+            );
+        }
+    }
+
     #[test]
     fn the_message_carries_the_whole_chain_of_sources() {
         let parse = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
