@@ -24,7 +24,7 @@ use question_generator::gemini::GeminiClient;
 use question_generator::handler::{BatchReport, Generator};
 use question_generator::idempotency::{
     DATA, DynamoDbStore, EXPIRATION, ID, IN_PROGRESS_EXPIRATION, PAYLOAD_HASH, STATUS, STATUS_COMPLETED,
-    STATUS_IN_PROGRESS, epoch_millis, epoch_secs, payload_hash,
+    STATUS_IN_PROGRESS, epoch_millis, epoch_secs, payload_hash, store_from_env,
 };
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use secrecy::SecretString;
@@ -353,6 +353,7 @@ async fn a_live_claim_is_left_to_its_invocation_and_only_its_partition_is_redeli
     let after = request("req-after", "Rust Traits");
     let until = SystemTime::now() + Duration::from_secs(120);
     claimed_elsewhere(&fx.client, &loops, until).await;
+    let (logs, _logging) = qgen_testkit::capture_logs();
 
     let report = generator
         .handle(
@@ -381,6 +382,16 @@ async fn a_live_claim_is_left_to_its_invocation_and_only_its_partition_is_redeli
         2,
         "only the free requests are generated"
     );
+    // The log says how long the other invocation still holds it: read from the stored claim
+    // (120 s from the start of the test, so a little under).
+    let logged = logs.text();
+    let seconds_left: u64 = logged
+        .split("seconds_left=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no seconds_left logged:\n{logged}"));
+    assert!((60..=120).contains(&seconds_left), "seconds_left={seconds_left}");
     let mut answered: Vec<String> = responses(&fx.publisher)
         .iter()
         .map(|r| r["eventData"]["request_id"].as_str().unwrap().to_owned())
@@ -533,6 +544,22 @@ async fn an_unreachable_store_still_generates_and_publishes() {
         text.contains("WARN") && text.contains("idempotency store unavailable; generating without it"),
         "{text}"
     );
+    // The warning names the call that failed: the claim's conditional write, not a read the
+    // store would make only after the table said the request was taken.
+    assert!(
+        text.contains("error=dynamodb PutItem failed for request req-nostore"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_store_is_on_exactly_when_a_table_is_configured() {
+    let stand_in = GeminiStandIn::answering().await;
+    let without = config(&stand_in.base_url());
+    let with = config_with(&stand_in.base_url(), &[("IDEMPOTENCY_TABLE", "qgen-idempotency")]);
+
+    assert!(store_from_env(&without).await.is_none());
+    assert!(store_from_env(&with).await.is_some());
 }
 
 /// A DynamoDB client whose endpoint is a loopback port nobody listens on.
