@@ -30,7 +30,11 @@ fuzz_target!(|data: &[u8]| {
     let mut given: Vec<(&str, i64, i64)> = event
         .records
         .iter()
-        .flat_map(|(group, records)| records.iter().map(move |r| (group.as_str(), r.partition, r.offset)))
+        .flat_map(|(group, records)| {
+            records
+                .iter()
+                .map(move |r| (group.as_str(), r.partition, r.offset))
+        })
         .collect();
     given.sort();
     let given: Vec<(i64, i64)> = given.into_iter().map(|(_, p, o)| (p, o)).collect();
