@@ -56,15 +56,16 @@ fn config_with(gemini_url: &str, overrides: &[(&'static str, &str)]) -> Generato
     GeneratorConfig::from_lookup(|var| vars.get(var).cloned()).unwrap()
 }
 
-/// The generator with Gemini at `stand_in`, publishing to `publisher`, remembering in `store`.
+/// The generator with Gemini at `stand_in`, publishing to `publisher`, remembering in `store`
+/// — held as `Option`, as `main` holds what `store_from_env` gives it.
 fn generator<'a>(
     stand_in: &GeminiStandIn,
     publisher: &'a RecordingPublisher,
     store: DynamoDbStore,
-) -> Generator<GeminiClient, &'a RecordingPublisher, DynamoDbStore> {
+) -> Generator<GeminiClient, &'a RecordingPublisher, Option<DynamoDbStore>> {
     let config = config(&stand_in.base_url());
     let gemini = GeminiClient::new(&config.gemini, SecretString::from("test-key")).unwrap();
-    Generator::new(gemini, publisher, &config).with_idempotency(store)
+    Generator::new(gemini, publisher, &config).with_idempotency(Some(store))
 }
 
 /// The table as `template.yaml` declares it, created through the SDK.
@@ -98,7 +99,7 @@ impl Fixture {
     }
 
     /// The generator remembering in the table.
-    fn generator(&self) -> Generator<GeminiClient, &RecordingPublisher, DynamoDbStore> {
+    fn generator(&self) -> Generator<GeminiClient, &RecordingPublisher, Option<DynamoDbStore>> {
         generator(&self.stand_in, &self.publisher, store(&self.client))
     }
 }
