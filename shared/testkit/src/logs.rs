@@ -16,12 +16,10 @@ pub fn capture_logs() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
     static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
     SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
     let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
+    (
+        logs.clone(),
+        tracing::subscriber::set_default(subscriber_into(logs)),
+    )
 }
 
 /// Everything logged on any thread of this process from now on, at every level down to TRACE:
@@ -35,16 +33,19 @@ pub fn capture_every_thread() -> LogBuffer {
     GLOBAL
         .get_or_init(|| {
             let logs = LogBuffer::default();
-            let writer = logs.clone();
-            let subscriber = tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_writer(move || writer.clone())
-                .finish();
-            tracing::subscriber::set_global_default(subscriber)
+            tracing::subscriber::set_global_default(subscriber_into(logs.clone()))
                 .expect("capture_every_thread installs the process's only global subscriber");
             logs
         })
         .clone()
+}
+
+/// A subscriber writing every event, down to TRACE, into `logs`.
+fn subscriber_into(logs: LogBuffer) -> impl tracing::Subscriber + Send + Sync {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || logs.clone())
+        .finish()
 }
 
 /// The lines captured by [`capture_logs`] or [`capture_every_thread`].
