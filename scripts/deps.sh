@@ -25,6 +25,19 @@ ensure_cmake() {
   apt_install cmake
 }
 
+# valgrind: scripts/bench counts benchmark 1's instructions under callgrind; glibc's debug
+# symbols let it count the allocator's internals apart (they vary with thread timing).
+ensure_valgrind() {
+  if ! command -v valgrind >/dev/null 2>&1; then
+    log "installing valgrind (counts benchmark 1's instructions)"
+    apt_install valgrind
+  fi
+  if ! dpkg -s libc6-dbg >/dev/null 2>&1; then
+    log "installing libc6-dbg (names glibc's allocator in the instruction counts)"
+    apt_install libc6-dbg
+  fi
+}
+
 # tansu: an independent Kafka-protocol broker the tests run against (SQLite storage).
 # Compiling it takes ~16 minutes once; it is cached under $QGEN_CACHE/tools.
 ensure_tansu() {

@@ -6,7 +6,8 @@
 //! 1. publish path: the API handler's warm latency against the raw produce it wraps;
 //! 2. batch throughput: the generator on 100 requests against a Gemini with fixed latency;
 //! 3. cold start: each release binary from exec to its first Runtime API poll (and Python's);
-//! 4. memory: each release binary's peak RSS while it handles a batch;
+//! 4. memory, CPU and cost: each release binary's peak RSS and CPU per request; the cost per
+//!    million requests;
 //! 5. end to end: the local stack over HTTP, requests accepted and completed per second;
 //! 6. artifacts: the arm64 zips `cargo lambda build` left behind.
 //!
@@ -15,10 +16,13 @@
 //! - this file: the options, the error, and [`run`], which runs the benchmarks in order.
 //! - `fixtures`: the mock broker, the functions' configuration and the requests measured.
 //! - `publish`: 1, the API handler against a raw produce, its steps, the producer's codecs.
+//! - `tansu`: 1 again on a tansu broker process (optional).
+//! - [`callgrind`]: 1 counted in instructions under valgrind, with `qgen-callgrind`'s workload.
 //! - `batch`: 2, the generator's batch time at concurrency 1, 16 and 32.
 //! - `process`: a release binary started as Lambda starts it, reaped on drop.
 //! - `cold_start`: 3, exec to the first Runtime API poll, and the Python comparison.
-//! - `memory`: 4, each release binary's peak RSS over a batch.
+//! - `memory`: 4, each release binary's peak RSS and CPU time per request, and the cost table.
+//! - `cost`: the cost per million requests and the CPU at each MemorySize (printed after 4, as 7).
 //! - `end_to_end`: 5, the local stack over HTTP: throughput and consumer lag.
 //! - `artifacts`: 6, the sizes of the arm64 zips and the release binaries.
 //! - [`stand_ins`]: the loopback Gemini and Lambda Runtime API servers.
@@ -26,7 +30,9 @@
 
 mod artifacts;
 mod batch;
+pub mod callgrind;
 mod cold_start;
+mod cost;
 mod end_to_end;
 mod fixtures;
 mod memory;
@@ -34,6 +40,7 @@ mod process;
 mod publish;
 pub mod stand_ins;
 pub mod stats;
+mod tansu;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -92,7 +99,7 @@ pub async fn run(options: &BenchOptions) -> Result<(), BenchError> {
         options.mode
     );
     if options.selected(1) {
-        publish::publish_path(options.mode).await?;
+        publish::publish_path(options).await?;
     }
     if options.selected(2) {
         batch::batch_throughput(options.mode).await?;

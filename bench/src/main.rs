@@ -35,7 +35,7 @@ struct Cli {
     #[arg(long)]
     no_python: bool,
     /// Run only these benchmarks, e.g. `--only 1,3` (1 publish, 2 batch, 3 cold start,
-    /// 4 memory, 5 end to end, 6 artifacts).
+    /// 4 memory, CPU and cost, 5 end to end, 6 artifacts).
     #[arg(long, value_delimiter = ',')]
     only: Vec<u32>,
 }

@@ -1,5 +1,7 @@
 //! Benchmark 1, the publish path: the API handler's warm latency against the one raw produce it
-//! wraps, where the handler's own time goes, and the producer's compression codecs weighed.
+//! wraps, where the handler's own time goes, and the producer's compression codecs weighed;
+//! then the same comparison on a tansu broker (`tansu`) and counted in instructions
+//! (`callgrind`).
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +18,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::fixtures::{BODY, REQUEST_TOPIC, api_request, lookup, mock_broker};
 use crate::stats::{median, ms, percentile, ratio, verdict};
-use crate::{BenchError, Mode, fail};
+use crate::{BenchError, BenchOptions, Mode, fail};
 
 /// One raw `FutureProducer` send of `payload`, awaited until the broker acknowledges it.
 async fn raw_send(
@@ -49,82 +51,128 @@ async fn raw_send(
         .map_err(|(e, _)| fail("raw produce", e))
 }
 
+/// The two sides of benchmark 1 on one broker: the API handler, a raw producer with the same
+/// settings, and the record the handler produces for [`BODY`] (same size, key and headers).
+pub(crate) struct PublishPair {
+    api: Api<KafkaPublisher>,
+    raw: FutureProducer,
+    pub(crate) kafka: KafkaConfig,
+    pub(crate) event: RequestEvent,
+    payload: Vec<u8>,
+}
+
+impl PublishPair {
+    /// Both sides, pointed at the broker at `bootstrap`.
+    pub(crate) fn new(bootstrap: &str) -> Result<Self, BenchError> {
+        let config = ApiConfig::from_lookup(lookup(bootstrap, None)).map_err(|e| fail("config", e))?;
+        let api = Api::new(
+            KafkaPublisher::new(&config.kafka).map_err(|e| fail("publisher", e))?,
+            &config,
+        );
+        let raw = producer_config(&config.kafka)
+            .create()
+            .map_err(|e| fail("raw producer", e))?;
+        let event = RequestEvent::new_request(
+            parse_request_body(BODY.as_bytes(), &Limits::default()).map_err(|e| fail("body", e))?,
+        );
+        let payload = serde_json::to_vec(&event).map_err(|e| fail("event", e))?;
+        Ok(PublishPair {
+            api,
+            raw,
+            kafka: config.kafka,
+            event,
+            payload,
+        })
+    }
+
+    /// One handler call on `request` (built by the caller: API Gateway hands the function a
+    /// parsed request), which must be answered 202.
+    pub(crate) async fn handle(&self, request: lambda_http::Request) -> Result<(), BenchError> {
+        let response = self.api.handle(request).await;
+        if response.status() != http::StatusCode::ACCEPTED {
+            return Err(BenchError(format!("the handler answered {}", response.status())));
+        }
+        Ok(())
+    }
+
+    /// One raw send of the handler's record, awaited until the broker acknowledges it.
+    pub(crate) async fn raw(&self) -> Result<(), BenchError> {
+        let key = &self.event.event_data.request_id;
+        raw_send(&self.raw, key, &self.event.event_id, &self.payload).await
+    }
+
+    /// `n` timed calls of each side after `warmup` of each, interleaved: (handler, raw).
+    pub(crate) async fn interleaved(
+        &self,
+        warmup: usize,
+        n: usize,
+    ) -> Result<(Vec<Duration>, Vec<Duration>), BenchError> {
+        let mut handler = Vec::with_capacity(n);
+        let mut produce = Vec::with_capacity(n);
+        for i in 0..warmup + n {
+            let request = api_request()?;
+            // A/B then B/A: neither side always goes first, so drift and any after-effect of the
+            // other side's call fall on both equally.
+            let (h, p) = if i % 2 == 0 {
+                let h = timed(self.handle(request)).await?;
+                (h, timed(self.raw()).await?)
+            } else {
+                let p = timed(self.raw()).await?;
+                (timed(self.handle(request)).await?, p)
+            };
+            if i >= warmup {
+                handler.push(h);
+                produce.push(p);
+            }
+        }
+        Ok((handler, produce))
+    }
+}
+
+async fn timed(call: impl Future<Output = Result<(), BenchError>>) -> Result<Duration, BenchError> {
+    let started = Instant::now();
+    call.await?;
+    Ok(started.elapsed())
+}
+
+/// The handler's and the raw produce's p50 and p99, and the ratio of medians against the target.
+pub(crate) fn print_comparison(handler: &[Duration], produce: &[Duration], indent: &str) {
+    let (h50, p50) = (median(handler), median(produce));
+    let r = ratio(h50, p50);
+    println!(
+        "{indent}handler (validate -> produce -> ack)  p50 {}  p99 {}",
+        ms(h50),
+        ms(percentile(handler, 99.0))
+    );
+    println!(
+        "{indent}raw produce + ack                     p50 {}  p99 {}",
+        ms(p50),
+        ms(percentile(produce, 99.0))
+    );
+    println!(
+        "{indent}handler p50 / raw p50 = {r:.2}   target <= 1.30   {}",
+        verdict(r <= 1.30)
+    );
+}
+
 /// Runs benchmark 1 and prints its figures.
-pub(crate) async fn publish_path(mode: Mode) -> Result<(), BenchError> {
-    let (warmup, n) = match mode {
+pub(crate) async fn publish_path(options: &BenchOptions) -> Result<(), BenchError> {
+    let (warmup, n) = match options.mode {
         Mode::Quick => (200, 2_000),
         Mode::Full => (500, 10_000),
     };
     let cluster = mock_broker()?;
-    let config =
-        ApiConfig::from_lookup(lookup(&cluster.bootstrap_servers(), None)).map_err(|e| fail("config", e))?;
-    let api = Api::new(
-        KafkaPublisher::new(&config.kafka).map_err(|e| fail("publisher", e))?,
-        &config,
-    );
-    let raw: FutureProducer = producer_config(&config.kafka)
-        .create()
-        .map_err(|e| fail("raw producer", e))?;
-    // The record the handler produces for BODY: same size, same key, same headers.
-    let event = RequestEvent::new_request(
-        parse_request_body(BODY.as_bytes(), &Limits::default()).map_err(|e| fail("body", e))?,
-    );
-    let payload = serde_json::to_vec(&event).map_err(|e| fail("event", e))?;
-    let key = event.event_data.request_id.clone();
-
-    let mut handler = Vec::with_capacity(n);
-    let mut produce = Vec::with_capacity(n);
-    for i in 0..warmup + n {
-        // Built outside the timed region: API Gateway hands the function a parsed request.
-        let mut request = Some(api_request()?);
-        // A/B then B/A: neither side always goes first, so drift and any after-effect of the
-        // other side's call fall on both equally.
-        let handler_first = i % 2 == 0;
-        let mut h = Duration::ZERO;
-        let mut p = Duration::ZERO;
-        for turn in 0..2 {
-            if (turn == 0) == handler_first {
-                let request = request
-                    .take()
-                    .ok_or_else(|| BenchError("request used twice".into()))?;
-                let started = Instant::now();
-                let response = api.handle(request).await;
-                h = started.elapsed();
-                if response.status() != http::StatusCode::ACCEPTED {
-                    return Err(BenchError(format!("the handler answered {}", response.status())));
-                }
-            } else {
-                let started = Instant::now();
-                raw_send(&raw, &key, &event.event_id, &payload).await?;
-                p = started.elapsed();
-            }
-        }
-        if i >= warmup {
-            handler.push(h);
-            produce.push(p);
-        }
-    }
-    let (h50, p50) = (median(&handler), median(&produce));
-    let r = ratio(h50, p50);
+    let pair = PublishPair::new(&cluster.bootstrap_servers())?;
+    let (handler, produce) = pair.interleaved(warmup, n).await?;
     println!(
         "\n[1] publish path: question-api handler vs one raw FutureProducer send, {n} each, interleaved"
     );
-    println!(
-        "    handler (validate -> produce -> ack)  p50 {}  p99 {}",
-        ms(h50),
-        ms(percentile(&handler, 99.0))
-    );
-    println!(
-        "    raw produce + ack                     p50 {}  p99 {}",
-        ms(p50),
-        ms(percentile(&produce, 99.0))
-    );
-    println!(
-        "    handler p50 / raw p50 = {r:.2}   target <= 1.30   {}",
-        verdict(r <= 1.30)
-    );
+    print_comparison(&handler, &produce, "    ");
     handler_steps(n);
-    producer_settings(&config.kafka, &event, n / 2).await
+    producer_settings(&pair.kafka, &pair.event, n / 2).await?;
+    crate::tansu::on_tansu(options.mode).await;
+    crate::callgrind::instruction_counts(&options.target_dir);
+    Ok(())
 }
 
 /// Where the handler's time over the raw produce goes: its CPU steps timed one by one, with
