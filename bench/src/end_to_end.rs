@@ -19,7 +19,7 @@ use crate::{BenchError, Mode, fail};
 
 /// Consumer lag of the generator's group on `question.request`: records produced but not yet
 /// committed, summed over partitions.
-fn group_lag(lag_reader: &BaseConsumer) -> Option<i64> {
+pub(crate) fn group_lag(lag_reader: &BaseConsumer) -> Option<i64> {
     let metadata = lag_reader
         .fetch_metadata(Some(REQUEST_TOPIC), Duration::from_secs(2))
         .ok()?;
@@ -44,6 +44,83 @@ fn group_lag(lag_reader: &BaseConsumer) -> Option<i64> {
     Some(lag)
 }
 
+/// The generator group's lag, sampled every so often by a client of the group that never joins
+/// it, until stopped.
+pub(crate) struct LagSampler {
+    sampling: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<(f64, i64)>>,
+}
+
+impl LagSampler {
+    /// Starts sampling the broker at `bootstrap` every `every`.
+    pub(crate) fn start(bootstrap: &str, every: Duration) -> Result<Self, BenchError> {
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", qgen_local::esm::defaults::CONSUMER_GROUP_ID)
+            .create()
+            .map_err(|e| fail("lag reader", e))?;
+        let sampling = Arc::new(AtomicBool::new(true));
+        let started = Instant::now();
+        let running = sampling.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut samples = Vec::new();
+            while running.load(Ordering::Relaxed) {
+                if let Some(lag) = group_lag(&reader) {
+                    // Seconds since the start, to the millisecond.
+                    let at = (started.elapsed().as_secs_f64() * 1e3).round() / 1e3;
+                    samples.push((at, lag));
+                }
+                std::thread::sleep(every);
+            }
+            samples
+        });
+        Ok(LagSampler { sampling, task })
+    }
+
+    /// Stops, and gives the samples: (seconds since the start, records behind).
+    pub(crate) async fn stop(self) -> Vec<(f64, i64)> {
+        self.sampling.store(false, Ordering::Relaxed);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// A reader of every partition of `question.response` from the start, returned once `warm` has
+/// gone through the whole pipeline over HTTP and its response is read: the figures then leave
+/// out the consumer group's first join (seconds) and the connections' set-up.
+pub(crate) async fn warmed_reader(
+    bootstrap: &str,
+    partitions: i32,
+    client: &reqwest::Client,
+    url: &str,
+    warm: &Value,
+) -> Result<StreamConsumer, BenchError> {
+    let reader: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "qgen-bench-reader")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .map_err(|e| fail("reader", e))?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(RESPONSE_TOPIC, partition, Offset::Beginning)
+            .map_err(|e| fail("assign", e))?;
+    }
+    reader.assign(&assignment).map_err(|e| fail("assign", e))?;
+    client
+        .post(url)
+        .json(warm)
+        .send()
+        .await
+        .map_err(|e| fail("warm-up request", e))?;
+    tokio::time::timeout(Duration::from_secs(60), reader.recv())
+        .await
+        .map_err(|e| fail("warm-up response", e))?
+        .map_err(|e| fail("warm-up response", e))?;
+    Ok(reader)
+}
+
 /// Runs benchmark 5 and prints its figures.
 pub(crate) async fn end_to_end(mode: Mode) -> Result<(), BenchError> {
     let n = match mode {
@@ -63,57 +140,13 @@ pub(crate) async fn end_to_end(mode: Mode) -> Result<(), BenchError> {
     let stack = up(&options, |_| None).await.map_err(|e| fail("local stack", e))?;
     let bootstrap = stack.bootstrap_servers();
 
-    let reader: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "qgen-bench-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| fail("reader", e))?;
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..3 {
-        assignment
-            .add_partition_offset(RESPONSE_TOPIC, partition, Offset::Beginning)
-            .map_err(|e| fail("assign", e))?;
-    }
-    reader.assign(&assignment).map_err(|e| fail("assign", e))?;
-
     let client = reqwest::Client::new();
     let url = format!("{}{}", stack.api_url(), question_api::ROUTE);
-    // Warm: one request through the whole pipeline first, so the figures leave out the
-    // consumer group's first join (seconds) and the connections' set-up.
     let warm =
         json!({"request_id": "e2e-warm", "topic": "Python Loops", "num_questions": 3, "difficulty": "easy"});
-    client
-        .post(&url)
-        .json(&warm)
-        .send()
-        .await
-        .map_err(|e| fail("warm-up request", e))?;
-    tokio::time::timeout(Duration::from_secs(60), reader.recv())
-        .await
-        .map_err(|e| fail("warm-up response", e))?
-        .map_err(|e| fail("warm-up response", e))?;
+    let reader = warmed_reader(&bootstrap, 3, &client, &url, &warm).await?;
 
-    // Lag sampled every 100 ms by a client of the generator's group that never joins it.
-    let lag_reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "question-generator")
-        .create()
-        .map_err(|e| fail("lag reader", e))?;
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = {
-        let sampling = sampling.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut samples = Vec::new();
-            while sampling.load(Ordering::Relaxed) {
-                if let Some(lag) = group_lag(&lag_reader) {
-                    samples.push(lag);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            samples
-        })
-    };
+    let sampler = LagSampler::start(&bootstrap, Duration::from_millis(100))?;
 
     let started = Instant::now();
     let reading = async {
@@ -153,8 +186,7 @@ pub(crate) async fn end_to_end(mode: Mode) -> Result<(), BenchError> {
         (accepted, started.elapsed())
     };
     let ((accepted, accepted_in), (completed, completed_in)) = tokio::join!(sending, reading);
-    sampling.store(false, Ordering::Relaxed);
-    let lags = sampler.await.unwrap_or_default();
+    let lags: Vec<i64> = sampler.stop().await.into_iter().map(|(_, lag)| lag).collect();
     // Clients first: a consumer, or an API connection keeping a producer alive, that outlives
     // the embedded broker logs connection errors.
     drop(reader);

@@ -25,12 +25,15 @@
 //! - `cost`: the cost per million requests and the CPU at each MemorySize (printed after 4, as 7).
 //! - `end_to_end`: 5, the local stack over HTTP: throughput and consumer lag.
 //! - `artifacts`: 6, the sizes of the arm64 zips and the release binaries.
+//! - [`capacity`]: the capacity sweep, its model and the recommendation (`qgen-bench capacity`,
+//!   `qgen-bench recommend`).
 //! - [`stand_ins`]: the loopback Gemini and Lambda Runtime API servers.
 //! - [`stats`]: percentiles, medians, ratios and how figures are printed.
 
 mod artifacts;
 mod batch;
 pub mod callgrind;
+pub mod capacity;
 mod cold_start;
 mod cost;
 mod end_to_end;

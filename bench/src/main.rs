@@ -10,7 +10,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use qgen_bench::capacity::model::Latency;
+use qgen_bench::capacity::{self, ModelFile};
 use qgen_bench::{BenchOptions, Mode};
 
 /// Measure the service (publish latency, batch throughput, cold start, memory, end to end,
@@ -38,20 +40,110 @@ struct Cli {
     /// 4 memory, CPU and cost, 5 end to end, 6 artifacts).
     #[arg(long, value_delimiter = ',')]
     only: Vec<u32>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The capacity sweep: partitions 1, 3, 6, 12 × BatchSize × GENERATION_CONCURRENCY through
+    /// the local stack against a Gemini stand-in (lognormal latency, a per-minute quota); fits
+    /// and checks the model, writes points, model and charts, prints recommendations.
+    Capacity {
+        /// Where to write points.json, model.json and the charts.
+        #[arg(long, default_value_os_t = capacity::default_dir())]
+        out: PathBuf,
+        /// Fit and report from the points of an earlier sweep (its points.json) instead of
+        /// measuring.
+        #[arg(long)]
+        points: Option<PathBuf>,
+    },
+    /// Partitions, BatchSize, GENERATION_CONCURRENCY, the function timeout and the poller bounds
+    /// for a request rate, from the model the last sweep wrote.
+    Recommend {
+        /// Target requests per second.
+        #[arg(long)]
+        rate: f64,
+        /// Gemini's median latency, seconds.
+        #[arg(long, default_value_t = 4.0, value_parser = positive)]
+        gemini_p50: f64,
+        /// Gemini's 99th-percentile latency, seconds (at least the median).
+        #[arg(long, default_value_t = 12.0, value_parser = positive)]
+        gemini_p99: f64,
+        /// Gemini's requests-per-minute quota, if it should be checked.
+        #[arg(long, value_parser = positive)]
+        quota_rpm: Option<f64>,
+        /// `MaximumBatchingWindowInSeconds` of the trigger (the template's default: 1).
+        #[arg(long, default_value_t = capacity::TEMPLATE_BATCHING_WINDOW)]
+        batching_window: f64,
+        /// Largest request-to-response p99 to accept, seconds (the template's alarm: 60).
+        #[arg(long, default_value_t = capacity::P99_TARGET, value_parser = positive)]
+        p99_target: f64,
+        /// The model file (written by `qgen-bench capacity`).
+        #[arg(long, default_value_os_t = capacity::default_dir().join("model.json"))]
+        model: PathBuf,
+    },
+}
+
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value > 0.0 && value.is_finite() => Ok(value),
+        _ => Err(format!("{text:?} is not a positive number")),
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A benchmark logs only problems: a line per request would be part of what it measures.
-    qgen_local::init_logs("warn,rdkafka=error");
+    // A benchmark logs only problems: a line per request would be part of what it measures. The
+    // capacity sweep overloads Gemini on purpose, so its warnings are expected there.
+    let filter = match cli.command {
+        Some(Command::Capacity { .. }) => "error",
+        _ => "warn,rdkafka=error",
+    };
+    qgen_local::init_logs(filter);
+    match cli.command {
+        Some(Command::Capacity { out, points }) => {
+            return finish(capacity::sweep(&out, points.as_deref()).await);
+        }
+        Some(Command::Recommend {
+            rate,
+            gemini_p50,
+            gemini_p99,
+            quota_rpm,
+            p99_target,
+            batching_window,
+            model,
+        }) => {
+            let latency = Latency {
+                p50: gemini_p50,
+                p99: gemini_p99.max(gemini_p50),
+            };
+            return finish(ModelFile::load(&model).map(|file| {
+                println!(
+                    "model of {} (held-out error: throughput {:.1} %, p50 {:.1} %)",
+                    file.fitted_at,
+                    file.throughput_error * 100.0,
+                    file.p50_error * 100.0
+                );
+                let model = capacity::deployed(&file.model, batching_window.max(0.0));
+                let r = capacity::recommend::recommend(&model, rate, latency, quota_rpm, p99_target);
+                capacity::recommend::print(rate, latency, &r);
+            }));
+        }
+        None => {}
+    }
     let options = BenchOptions {
         mode: if cli.full { Mode::Full } else { Mode::Quick },
         target_dir: cli.target_dir,
         python: (!cli.no_python).then_some(cli.python),
         only: cli.only,
     };
-    match qgen_bench::run(&options).await {
+    finish(qgen_bench::run(&options).await)
+}
+
+fn finish(outcome: Result<(), qgen_bench::BenchError>) -> ExitCode {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");

@@ -27,7 +27,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Accepts connections on `listener` and serves each with `handle` until `shutdown`.
-fn serve<F, Fut>(listener: TcpListener, shutdown: CancellationToken, handle: F)
+pub(crate) fn serve<F, Fut>(listener: TcpListener, shutdown: CancellationToken, handle: F)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
@@ -58,13 +58,13 @@ where
     });
 }
 
-async fn bind() -> std::io::Result<(TcpListener, SocketAddr)> {
+pub(crate) async fn bind() -> std::io::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     Ok((listener, addr))
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     response
@@ -101,7 +101,12 @@ impl Drop for GeminiStandIn {
 }
 
 async fn answer(request: Request<Incoming>, latency: Duration) -> Response<Full<Bytes>> {
-    let started = tokio::time::Instant::now();
+    // The latency counts from the request's arrival, so our own work does not add to it.
+    answer_at(request, tokio::time::Instant::now() + latency).await
+}
+
+/// The questions `request` asks for (through [`qgen_contract::offline`]), answered at `at`.
+pub(crate) async fn answer_at(request: Request<Incoming>, at: tokio::time::Instant) -> Response<Full<Bytes>> {
     let body = request
         .into_body()
         .collect()
@@ -109,8 +114,7 @@ async fn answer(request: Request<Incoming>, latency: Duration) -> Response<Full<
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let reply = qgen_contract::offline::answer_generate_content(&body);
-    // The latency counts from the request's arrival, so our own work does not add to it.
-    tokio::time::sleep_until(started + latency).await;
+    tokio::time::sleep_until(at).await;
     json_response(StatusCode::OK, &reply)
 }
 

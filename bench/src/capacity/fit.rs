@@ -1,0 +1,149 @@
+//! Fitting the model's two constants to measured points, and checking it on the others.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{Figures, Model};
+use super::point::{Measured, Setup};
+
+/// Simulated runs averaged per prediction.
+const RUNS: u64 = 6;
+
+/// A measured point of the sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// What ran.
+    pub setup: Setup,
+    /// What came out.
+    pub measured: Measured,
+    /// Whether the fit saw it.
+    pub training: bool,
+}
+
+/// What the model predicts for a point: its burst replayed (the requests arriving when they were
+/// sent; all at once when the point has no record of that), the throughput capped by the quota.
+pub fn predict(model: &Model, point: &Point) -> Figures {
+    let setup = &point.setup;
+    let mut figures = if point.measured.arrivals.is_empty() {
+        model.burst(setup.shape, setup.latency, setup.requests, RUNS)
+    } else {
+        model.replay(setup.shape, setup.latency, &point.measured.arrivals, RUNS)
+    };
+    if let Some(quota) = setup.quota_rpm {
+        figures.throughput = figures.throughput.min(quota / 60.0);
+    }
+    figures
+}
+
+/// `predicted / measured - 1`.
+pub fn error(predicted: f64, measured: f64) -> f64 {
+    if measured == 0.0 {
+        return f64::INFINITY;
+    }
+    predicted / measured - 1.0
+}
+
+/// The constants that make the simulated throughput and median fit the training points best
+/// (least squares of log ratios over a grid: 0–300 ms per batch, 0–100 ms per call).
+pub fn fit(points: &[Point], batching_window: f64) -> Model {
+    let training: Vec<&Point> = points
+        .iter()
+        .filter(|p| p.training && p.setup.quota_rpm.is_none())
+        .collect();
+    let mut best = (
+        f64::INFINITY,
+        Model {
+            batch_overhead: 0.0,
+            call_overhead: 0.0,
+            batching_window,
+        },
+    );
+    for b in 0..=30 {
+        for c in 0..=25 {
+            let model = Model {
+                batch_overhead: f64::from(b) * 0.01,
+                call_overhead: f64::from(c) * 0.004,
+                batching_window,
+            };
+            let loss: f64 = training
+                .iter()
+                .map(|p| {
+                    let predicted = predict(&model, p);
+                    let measured = &p.measured.figures;
+                    (predicted.throughput / measured.throughput).ln().powi(2)
+                        + (predicted.p50 / measured.p50).ln().powi(2)
+                })
+                .sum();
+            if loss < best.0 {
+                best = (loss, model);
+            }
+        }
+    }
+    best.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capacity::model::{Latency, Shape};
+
+    fn point(model: &Model, partitions: u32, batch_size: u32, training: bool) -> Point {
+        let setup = Setup {
+            shape: Shape {
+                partitions,
+                batch_size,
+                concurrency: 4,
+            },
+            latency: Latency { p50: 0.3, p99: 0.9 },
+            quota_rpm: None,
+            requests: (partitions * batch_size * 4) as usize,
+        };
+        // "Measured" by the simulation itself with other seeds than the fit's.
+        let measured = model.burst(setup.shape, setup.latency, setup.requests, 40);
+        Point {
+            setup,
+            measured: Measured {
+                figures: measured,
+                arrivals: Vec::new(),
+                completed_rate: 0.0,
+                peak_lag: 0,
+                lag: Vec::new(),
+                throttled: 0,
+                calls: 0,
+                failed: 0,
+            },
+            training,
+        }
+    }
+
+    #[test]
+    fn the_fit_finds_the_constants_that_made_the_points() {
+        let truth = Model {
+            batch_overhead: 0.12,
+            call_overhead: 0.021,
+            batching_window: 0.1,
+        };
+        let points: Vec<Point> = [(1, 5), (1, 20), (6, 5), (6, 20)]
+            .into_iter()
+            .map(|(p, b)| point(&truth, p, b, true))
+            .collect();
+        let fitted = fit(&points, 0.1);
+        assert!((fitted.batch_overhead - 0.12).abs() <= 0.031, "{fitted:?}");
+        assert!((fitted.call_overhead - 0.021).abs() <= 0.0091, "{fitted:?}");
+        assert_eq!(fitted.batching_window, 0.1);
+    }
+
+    #[test]
+    fn a_quota_caps_the_predicted_throughput() {
+        let model = Model {
+            batch_overhead: 0.0,
+            call_overhead: 0.0,
+            batching_window: 0.1,
+        };
+        let mut point = point(&model, 12, 20, false);
+        let free = predict(&model, &point).throughput;
+        assert!(free > 30.0, "{free}");
+        point.setup.quota_rpm = Some(600.0);
+        assert_eq!(predict(&model, &point).throughput, 10.0);
+        assert!((error(11.5, 10.0) - 0.15).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,284 @@
+//! The recommendation: given a request rate, Gemini's latency and quota, the smallest partition
+//! count with a `BatchSize` whose simulated capacity keeps the trigger at most 70 % busy and
+//! whose simulated p99 at that rate is within the target (the template's alarm threshold,
+//! `RequestToResponseP99AlarmMs`, 60 s by default); of those, the `BatchSize` with the lowest
+//! p99. With it, the settings that go with it.
+
+use serde::Serialize;
+
+use super::model::{Figures, Latency, Model, Shape};
+
+/// Highest share of capacity the target rate may use: room for bursts and retries.
+pub const UTILISATION: f64 = 0.7;
+/// Partition counts considered (MSK topics are usually sized in these steps).
+const PARTITIONS: [u32; 16] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256];
+/// `BatchSize` values considered; `GENERATION_CONCURRENCY` is set equal (the template allows up
+/// to 256): a batch's calls then all run at once, which is the fastest a batch can go.
+const BATCH_SIZES: [u32; 6] = [1, 5, 10, 20, 50, 100];
+/// `GEMINI_TIMEOUT_MS`'s default: one call that times out and is retried must still fit.
+const GEMINI_TIMEOUT: f64 = 30.0;
+/// Concurrent invocations one provisioned event poller handles: "each event poller can handle up
+/// to 5 MB/s of throughput or up to 5 concurrent invocations"
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/kafka-scaling-modes.html>).
+const INVOCATIONS_PER_POLLER: u32 = 5;
+
+/// What to deploy, and what it is predicted to do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recommendation {
+    /// Partitions, `BatchSize` and `GENERATION_CONCURRENCY`.
+    pub shape: Shape,
+    /// Most responses a second (simulated, capped by the quota).
+    pub capacity: f64,
+    /// The target rate's share of it.
+    pub utilisation: f64,
+    /// Request-to-response figures at the target rate (simulated Poisson arrivals).
+    pub steady: Figures,
+    /// The generator's `Timeout`, seconds.
+    pub timeout: u32,
+    /// `MinimumPollers` and `MaximumPollers`.
+    pub pollers: (u32, u32),
+    /// Why the target cannot be met, when it cannot.
+    pub warning: Option<String>,
+}
+
+/// The recommendation for `rate` requests a second.
+pub fn recommend(
+    model: &Model,
+    rate: f64,
+    latency: Latency,
+    quota_rpm: Option<f64>,
+    p99_target: f64,
+) -> Recommendation {
+    let quota_rate = quota_rpm.map(|q| q / 60.0);
+    let quota_warning = quota_rate.filter(|q| rate > q * UTILISATION).map(|q| {
+        format!(
+            "the Gemini quota allows {q:.1} calls/s, and {rate:.1} requests/s need more than {:.0} % of it: no partition count helps; raise the quota",
+            UTILISATION * 100.0
+        )
+    });
+    let mut chosen = None;
+    // The lowest p99 among shapes with room for the rate, for when none meets the target.
+    let mut closest: Option<(Shape, f64, Figures)> = None;
+    for partitions in PARTITIONS {
+        for batch_size in BATCH_SIZES {
+            let shape = Shape {
+                partitions,
+                batch_size,
+                concurrency: batch_size,
+            };
+            let capacity = model.capacity(shape, latency, None);
+            if rate > capacity * UTILISATION {
+                continue;
+            }
+            let steady = steady(model, shape, latency, rate);
+            let slot = if steady.p99 <= p99_target {
+                &mut chosen
+            } else {
+                &mut closest
+            };
+            if slot
+                .as_ref()
+                .is_none_or(|(_, _, b): &(Shape, f64, Figures)| steady.p99 < b.p99 * 0.95)
+            {
+                *slot = Some((shape, capacity, steady));
+            }
+        }
+        if chosen.is_some() {
+            break;
+        }
+    }
+    let most = PARTITIONS[PARTITIONS.len() - 1];
+    let (shape, capacity, steady, missed) = match (chosen, closest) {
+        (Some((shape, capacity, steady)), _) => (shape, capacity, steady, None),
+        (None, Some((shape, capacity, steady))) => (
+            shape,
+            capacity,
+            steady,
+            Some(format!(
+                "no shape up to {most} partitions keeps p99 within {p99_target:.0} s at this rate; this one has the lowest p99 found"
+            )),
+        ),
+        (None, None) => {
+            let shape = Shape {
+                partitions: most,
+                batch_size: 100,
+                concurrency: 100,
+            };
+            let capacity = model.capacity(shape, latency, None);
+            let steady = steady(model, shape, latency, rate.min(capacity));
+            let short = format!("{rate:.0} requests/s need more than {most} partitions at this latency");
+            (shape, capacity, steady, Some(short))
+        }
+    };
+    let warning = match (quota_warning, missed) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    };
+    let capacity = quota_rate.map_or(capacity, |q| capacity.min(q));
+    let pollers = shape.partitions.div_ceil(INVOCATIONS_PER_POLLER).max(1);
+    Recommendation {
+        shape,
+        capacity,
+        utilisation: rate / capacity,
+        steady,
+        timeout: timeout(model, shape, latency),
+        pollers: (pollers, pollers),
+        warning,
+    }
+}
+
+/// Prints `r` as the template's parameters, with what it predicts.
+pub fn print(rate: f64, latency: Latency, r: &Recommendation) {
+    println!(
+        "for {rate} requests/s with Gemini at p50 {:.2} s, p99 {:.2} s:",
+        latency.p50, latency.p99
+    );
+    println!("  partitions of question.request  {}", r.shape.partitions);
+    println!("  BatchSize                       {}", r.shape.batch_size);
+    println!("  GenerationConcurrency           {}", r.shape.concurrency);
+    println!("  generator Timeout               {} s", r.timeout);
+    println!(
+        "  MinimumPollers / MaximumPollers {} / {}",
+        r.pollers.0, r.pollers.1
+    );
+    println!(
+        "  predicted: capacity {:.1} responses/s ({:.0} % used); request to response p50 {:.2} s, p99 {:.2} s",
+        r.capacity,
+        r.utilisation * 100.0,
+        r.steady.p50,
+        r.steady.p99
+    );
+    if let Some(warning) = &r.warning {
+        println!("  WARNING: {warning}");
+    }
+}
+
+fn steady(model: &Model, shape: Shape, latency: Latency, rate: f64) -> Figures {
+    let requests = ((rate * 120.0) as usize).clamp(1_000, 20_000);
+    model.steady(shape, latency, rate, requests, 3)
+}
+
+/// The generator's `Timeout`: the slowest of 2 000 simulated batches, twice, plus one Gemini
+/// call that times out and is retried; rounded up to 10 s, between 60 s and Lambda's 900 s.
+pub fn timeout(model: &Model, shape: Shape, latency: Latency) -> u32 {
+    let one = Shape {
+        partitions: 1,
+        ..shape
+    };
+    let batches = 2_000;
+    let arrivals = vec![0.0; shape.batch_size as usize * batches];
+    let done = model.simulate(one, latency, &arrivals, 11);
+    let slowest = done
+        .chunks(shape.batch_size as usize)
+        .scan(0.0_f64, |previous_end, batch| {
+            let end = batch.iter().copied().fold(0.0, f64::max);
+            let took = end - *previous_end;
+            *previous_end = end;
+            Some(took)
+        })
+        .fold(0.0, f64::max);
+    let seconds = 2.0 * slowest + GEMINI_TIMEOUT;
+    ((seconds / 10.0).ceil() as u32 * 10).clamp(60, 900)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODEL: Model = Model {
+        batch_overhead: 0.05,
+        call_overhead: 0.01,
+        batching_window: 1.0,
+    };
+
+    #[test]
+    fn the_recommended_shape_has_room_for_the_rate_and_the_one_below_it_does_not() {
+        let latency = Latency { p50: 4.0, p99: 12.0 };
+        let r = recommend(&MODEL, 50.0, latency, None, 60.0);
+        assert!(r.utilisation <= UTILISATION, "{r:?}");
+        assert!(r.warning.is_none());
+        let index = PARTITIONS
+            .iter()
+            .position(|&p| p == r.shape.partitions)
+            .unwrap_or(0);
+        assert!(index > 0, "50/s at 4 s cannot fit one partition: {r:?}");
+        let fewer = PARTITIONS[index - 1];
+        for batch_size in BATCH_SIZES {
+            let shape = Shape {
+                partitions: fewer,
+                batch_size,
+                concurrency: batch_size,
+            };
+            assert!(
+                50.0 > UTILISATION * MODEL.capacity(shape, latency, None),
+                "{shape:?}"
+            );
+        }
+        assert_eq!(
+            r.pollers,
+            (r.shape.partitions.div_ceil(5), r.shape.partitions.div_ceil(5))
+        );
+        assert!(r.steady.p50 >= 4.0 && r.steady.p99 >= r.steady.p50, "{r:?}");
+        assert!(r.steady.p99 <= 60.0, "{r:?}");
+    }
+
+    #[test]
+    fn a_tighter_latency_target_takes_more_partitions_and_smaller_batches() {
+        let latency = Latency { p50: 4.0, p99: 12.0 };
+        let loose = recommend(&MODEL, 20.0, latency, None, 60.0);
+        let tight = recommend(&MODEL, 20.0, latency, None, 20.0);
+        assert!(tight.steady.p99 <= 20.0, "{tight:?}");
+        assert!(
+            loose.steady.p99 > 20.0,
+            "the test needs a loose pick above the tight target: {loose:?}"
+        );
+        assert!(
+            tight.shape.partitions > loose.shape.partitions,
+            "{loose:?} {tight:?}"
+        );
+    }
+
+    #[test]
+    fn a_target_no_shape_meets_gives_the_closest_with_a_warning() {
+        let latency = Latency { p50: 4.0, p99: 12.0 };
+        let r = recommend(&MODEL, 10.0, latency, None, 5.0);
+        assert!(r.steady.p99 > 5.0, "{r:?}");
+        assert!(
+            r.warning.as_deref().is_some_and(|w| w.contains("lowest p99")),
+            "{r:?}"
+        );
+        assert!(r.utilisation <= UTILISATION, "{r:?}");
+    }
+
+    #[test]
+    fn a_rate_beyond_the_quota_is_refused_with_a_reason() {
+        let latency = Latency { p50: 1.0, p99: 3.0 };
+        let r = recommend(&MODEL, 20.0, latency, Some(600.0), 60.0);
+        assert!(
+            r.warning
+                .as_deref()
+                .is_some_and(|w| w.contains("raise the quota")),
+            "{r:?}"
+        );
+        assert_eq!(r.capacity, 10.0);
+        assert!(
+            recommend(&MODEL, 5.0, latency, Some(600.0), 60.0)
+                .warning
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_timeout_covers_the_slowest_batch_and_a_retried_call() {
+        let fixed = Latency { p50: 10.0, p99: 10.0 };
+        let shape = Shape {
+            partitions: 1,
+            batch_size: 10,
+            concurrency: 5,
+        };
+        // Two waves of 10.01 s and 50 ms: 20.07 s; twice plus 30 s is 70.14 s: 80 s.
+        assert_eq!(timeout(&MODEL, shape, fixed), 80);
+        let tiny = Latency { p50: 0.1, p99: 0.1 };
+        assert_eq!(timeout(&MODEL, shape, tiny), 60);
+    }
+}
