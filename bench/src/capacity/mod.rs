@@ -178,9 +178,23 @@ async fn measure() -> Result<Vec<Point>, BenchError> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_model_loads_and_met_its_held_out_target() {
+        // `recommend` reads this file by default; a sweep rewrites it.
+        let file = ModelFile::load(&default_dir().join("model.json")).expect("bench/capacity/model.json");
+        assert!(file.held_out >= 10, "{file:?}");
+        assert!(
+            file.throughput_error <= TOLERANCE && file.p50_error <= TOLERANCE,
+            "{file:?}"
+        );
+        assert!(file.model.batch_overhead >= 0.0 && file.model.call_overhead >= 0.0);
+    }
+
     #[test]
     fn recommendations_use_the_templates_batching_window() {
         let window = qgen_local::esm::defaults::BATCHING_WINDOW.as_secs_f64();
-        assert_eq!(super::TEMPLATE_BATCHING_WINDOW, window);
+        assert_eq!(TEMPLATE_BATCHING_WINDOW, window);
     }
 }
