@@ -251,6 +251,25 @@ mod tests {
     }
 
     #[test]
+    fn figures_measure_latency_from_each_arrival_and_throughput_between_the_deciles() {
+        let figures = figures(&[1.0, 2.0], &[3.0, 3.5]);
+        // Latencies 2.0 and 1.5; both responses between the deciles, 0.5 s apart.
+        assert_eq!((figures.p50, figures.p99), (1.5, 2.0));
+        assert_eq!(figures.throughput, 4.0);
+        // Responses all at one instant give no rate rather than an infinite one.
+        assert_eq!(super::figures(&[0.0, 0.0], &[1.0, 1.0]).throughput, 0.0);
+    }
+
+    #[test]
+    fn a_steady_stream_below_capacity_comes_out_at_its_own_rate() {
+        // One partition, batches of 10 all at once, 1 s each: capacity 10/s; offered 2/s.
+        let figures = bare(0.0).steady(shape(1, 10, 10), FIXED, 2.0, 2_000, 2);
+        assert!((figures.throughput / 2.0 - 1.0).abs() < 0.1, "{figures:?}");
+        // A record waits for the batch in flight (up to 1 s), then its own (1 s).
+        assert!(figures.p50 > 1.0 && figures.p99 <= 2.0 + 1e-9, "{figures:?}");
+    }
+
+    #[test]
     fn capacity_is_capped_by_the_quota() {
         let model = bare(0.0);
         let free = model.capacity(shape(2, 10, 10), FIXED, None);

@@ -131,6 +131,38 @@ mod tests {
     const FIXED: Latency = Latency { p50: 1.0, p99: 1.0 };
 
     #[test]
+    fn each_call_takes_the_lane_that_frees_first() {
+        let model = Model {
+            batch_overhead: 0.0,
+            call_overhead: 0.0,
+            batching_window: 0.0,
+        };
+        let spread = Latency { p50: 1.0, p99: 3.0 };
+        // Ten calls on ten lanes all start at once: the batch lasts as long as its slowest call,
+        // not the sum of several (about 11 s if calls queued on one lane).
+        let all_at_once = Shape {
+            partitions: 1,
+            batch_size: 10,
+            concurrency: 10,
+        };
+        let done = Trigger::new(&model, all_at_once, spread, 5).run(&[0.0; 10]);
+        assert!(done.iter().all(|&d| d > 0.0 && d < 5.0), "{done:?}");
+        // Two lanes for the same ten calls (the same draws, same seed): each call goes to the
+        // lane that frees first, so the batch takes about half of one lane's time, never less,
+        // and far from all of it.
+        let makespan = |concurrency| {
+            let shape = Shape {
+                concurrency,
+                ..all_at_once
+            };
+            let done = Trigger::new(&model, shape, spread, 5).run(&[0.0; 10]);
+            done.into_iter().fold(0.0, f64::max)
+        };
+        let (one, two) = (makespan(1), makespan(2));
+        assert!(two >= 0.5 * one && two < 0.75 * one, "one lane {one}, two {two}");
+    }
+
+    #[test]
     fn a_batch_cut_early_takes_several_partitions_and_blocks_them_all() {
         let model = Model {
             batch_overhead: 0.0,
