@@ -66,12 +66,7 @@ pub fn fit(points: &[Point], batching_window: f64) -> Model {
             };
             let loss: f64 = training
                 .iter()
-                .map(|p| {
-                    let predicted = predict(&model, p);
-                    let measured = &p.measured.figures;
-                    (predicted.throughput / measured.throughput).ln().powi(2)
-                        + (predicted.p50 / measured.p50).ln().powi(2)
-                })
+                .map(|p| loss(&predict(&model, p), &p.measured.figures))
                 .sum();
             if loss < best.0 {
                 best = (loss, model);
@@ -79,6 +74,12 @@ pub fn fit(points: &[Point], batching_window: f64) -> Model {
         }
     }
     best.1
+}
+
+/// How far `predicted` is from `measured`: the squared log ratios of throughput and of the
+/// median, added, so that 10 % too high and 10 % too low weigh alike.
+fn loss(predicted: &Figures, measured: &Figures) -> f64 {
+    (predicted.throughput / measured.throughput).ln().powi(2) + (predicted.p50 / measured.p50).ln().powi(2)
 }
 
 #[cfg(test)]
@@ -130,6 +131,50 @@ mod tests {
         assert!((fitted.batch_overhead - 0.12).abs() <= 0.031, "{fitted:?}");
         assert!((fitted.call_overhead - 0.021).abs() <= 0.0091, "{fitted:?}");
         assert_eq!(fitted.batching_window, 0.1);
+    }
+
+    #[test]
+    fn the_loss_adds_both_errors_and_weighs_too_high_and_too_low_alike() {
+        let measured = Figures {
+            throughput: 10.0,
+            p50: 2.0,
+            p99: 4.0,
+        };
+        let off = |throughput, p50| Figures {
+            throughput,
+            p50,
+            p99: 4.0,
+        };
+        assert_eq!(loss(&measured, &measured), 0.0);
+        let ln2 = 2f64.ln().powi(2);
+        assert!((loss(&off(20.0, 2.0), &measured) - ln2).abs() < 1e-12);
+        assert!((loss(&off(5.0, 2.0), &measured) - ln2).abs() < 1e-12);
+        assert!((loss(&off(20.0, 4.0), &measured) - 2.0 * ln2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn only_training_points_without_a_quota_are_fitted() {
+        let truth = Model {
+            batch_overhead: 0.12,
+            call_overhead: 0.021,
+            batching_window: 0.1,
+        };
+        let mut points: Vec<Point> = [(1, 5), (1, 20), (6, 5), (6, 20)]
+            .into_iter()
+            .map(|(p, b)| point(&truth, p, b, true))
+            .collect();
+        // A held-out point and a quota point, both measured absurdly slow: the fit must not see
+        // them, or it would reach for the grid's largest overheads.
+        for (training, quota) in [(false, None), (true, Some(60.0))] {
+            let mut wild = point(&truth, 3, 5, training);
+            wild.setup.quota_rpm = quota;
+            wild.measured.figures.throughput /= 10.0;
+            wild.measured.figures.p50 *= 10.0;
+            points.push(wild);
+        }
+        let fitted = fit(&points, 0.1);
+        assert!((fitted.batch_overhead - 0.12).abs() <= 0.031, "{fitted:?}");
+        assert!((fitted.call_overhead - 0.021).abs() <= 0.0091, "{fitted:?}");
     }
 
     #[test]

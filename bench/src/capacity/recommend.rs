@@ -251,6 +251,65 @@ mod tests {
     }
 
     #[test]
+    fn without_a_latency_target_the_rate_still_uses_at_most_70_percent_of_capacity() {
+        let latency = Latency { p50: 4.0, p99: 12.0 };
+        for rate in [3.0, 50.0] {
+            let r = recommend(&MODEL, rate, latency, None, f64::INFINITY);
+            assert!(r.utilisation <= UTILISATION, "{rate}: {r:?}");
+            assert!(
+                r.utilisation > 0.2,
+                "the fewest partitions, not many more: {rate}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn of_the_batch_sizes_that_fit_the_one_with_the_lowest_p99_is_chosen() {
+        let latency = Latency { p50: 4.0, p99: 12.0 };
+        // At 1 and 1.4 a second, one partition with batches of 20, 50 or 100 all have room.
+        for rate in [1.0, 1.4] {
+            let r = recommend(&MODEL, rate, latency, None, 60.0);
+            let mut others = 0;
+            for batch_size in BATCH_SIZES.into_iter().filter(|&b| b != r.shape.batch_size) {
+                let shape = Shape {
+                    batch_size,
+                    concurrency: batch_size,
+                    ..r.shape
+                };
+                if rate > UTILISATION * MODEL.capacity(shape, latency, None) {
+                    continue;
+                }
+                others += 1;
+                let p99 = steady(&MODEL, shape, latency, rate).p99;
+                assert!(
+                    p99 >= 0.95 * r.steady.p99,
+                    "{rate}/s: BatchSize {batch_size} has p99 {p99}: {r:?}"
+                );
+            }
+            assert!(
+                others > 0 || rate == 12.0,
+                "{rate}/s: the test needs a choice to check: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_quota_warning_starts_above_70_percent_of_the_quota() {
+        let latency = Latency { p50: 1.0, p99: 3.0 };
+        // 600 calls a minute: 10 a second; 70 % of it is 7.
+        assert!(
+            recommend(&MODEL, 7.5, latency, Some(600.0), 60.0)
+                .warning
+                .is_some()
+        );
+        assert!(
+            recommend(&MODEL, 6.5, latency, Some(600.0), 60.0)
+                .warning
+                .is_none()
+        );
+    }
+
+    #[test]
     fn a_rate_beyond_the_quota_is_refused_with_a_reason() {
         let latency = Latency { p50: 1.0, p99: 3.0 };
         let r = recommend(&MODEL, 20.0, latency, Some(600.0), 60.0);
@@ -278,6 +337,12 @@ mod tests {
         };
         // Two waves of 10.01 s and 50 ms: 20.07 s; twice plus 30 s is 70.14 s: 80 s.
         assert_eq!(timeout(&MODEL, shape, fixed), 80);
+        // One partition's batches, one after another, whatever the partition count.
+        let twelve = Shape {
+            partitions: 12,
+            ..shape
+        };
+        assert_eq!(timeout(&MODEL, twelve, fixed), 80);
         let tiny = Latency { p50: 0.1, p99: 0.1 };
         assert_eq!(timeout(&MODEL, shape, tiny), 60);
     }
