@@ -13,7 +13,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use qgen_adapters::config::ApiConfig;
 use qgen_adapters::kafka::{EventPublisher, PublishError, publish_event};
 use qgen_adapters::telemetry::{Metric, Metrics};
-use qgen_contract::api::{Accepted, AcceptedStatus, ApiErrorCode, ErrorResponse};
+use qgen_contract::api::{Accepted, AcceptedStatus, ApiErrorCode, ErrorResponse, RETRY_AFTER_SECONDS};
 use qgen_contract::events::RequestEvent;
 use qgen_contract::trace::{TRACEPARENT, TraceContext};
 use qgen_contract::validation::{Limits, MAX_BODY_BYTES, ValidationError, parse_request_body};
@@ -132,11 +132,16 @@ impl<P: EventPublisher> Api<P> {
                     .count(Metric::PublishFailed, 1)
                     .duration(Metric::PublishLatency, elapsed)
                     .emit();
-                error(
+                let mut response = error(
                     ApiErrorCode::Unavailable,
                     "the request could not be queued; retry later",
                     None,
-                )
+                );
+                // When to come back (RFC 9110 §10.2.3): what a broker takes to recover.
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+                response
             }
         }
     }

@@ -38,6 +38,12 @@ pub struct HttpRequest {
     pub context: Option<String>,
 }
 
+/// The `Retry-After` of a 503, in seconds: a 503 means the broker did not acknowledge within
+/// the message timeout (5 s); a broker restart or a leader election takes seconds, and the
+/// clients reconnect at least once a second, so a caller that waits this long usually gets its
+/// 202 on the next try without piling on while the broker recovers.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
 /// `status` of a 202.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

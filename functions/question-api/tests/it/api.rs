@@ -297,11 +297,15 @@ async fn returns_404_for_another_path() {
 }
 
 #[tokio::test]
-async fn returns_503_when_the_publisher_fails() {
+async fn returns_503_with_a_retry_after_when_the_publisher_fails() {
     let response = handle(&RecordingPublisher::failing(), request(HTTP_V2)).await;
 
     assert_eq!(response.status(), 503);
     assert_eq!(body_json(&response)["error"]["code"], "unavailable");
+    // The caller is told when to come back; other errors are not worth a retry as they are.
+    assert_eq!(response.headers()["retry-after"], "5");
+    let refused = handle(&RecordingPublisher::failing(), request(INVALID_DIFFICULTY)).await;
+    assert!(refused.headers().get("retry-after").is_none());
 }
 
 #[tokio::test]

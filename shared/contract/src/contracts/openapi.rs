@@ -60,7 +60,14 @@ pub fn openapi() -> Value {
                         },
                         "413": error_response("The body is larger than 64 KiB"),
                         "415": error_response("The content type is not application/json"),
-                        "503": error_response("The broker did not acknowledge in time; nothing was queued, retry later")
+                        "503": {
+                            "description": "The broker did not acknowledge in time; nothing was queued, retry after Retry-After seconds",
+                            "headers": {"Retry-After": {
+                                "schema": {"type": "integer", "enum": [crate::api::RETRY_AFTER_SECONDS]},
+                                "description": "Seconds to wait before sending the request again (RFC 9110, section 10.2.3)"
+                            }},
+                            "content": json_content("ErrorResponse")
+                        }
                     }
                 }
             }
