@@ -3,7 +3,7 @@
 
 use qgen_contract::events::{GenerationRequest, Question};
 use question_generator::gemini::GeminiClient;
-use question_generator::source::{Calls, GenerationError, QuestionSource};
+use question_generator::source::{Calls, Deadlines, GenerationError, QuestionSource};
 use tokio::time::Instant;
 
 /// The `source` written on responses from [`OfflineSource`].
@@ -54,11 +54,11 @@ impl QuestionSource for LocalSource {
     async fn generate_reported(
         &self,
         request: &GenerationRequest,
-        deadline: Instant,
+        deadlines: Deadlines,
     ) -> (Result<Vec<Question>, GenerationError>, Option<Calls>) {
         match self {
-            LocalSource::Gemini(client) => client.generate_reported(request, deadline).await,
-            LocalSource::Offline(offline) => offline.generate_reported(request, deadline).await,
+            LocalSource::Gemini(client) => client.generate_reported(request, deadlines).await,
+            LocalSource::Offline(offline) => offline.generate_reported(request, deadlines).await,
         }
     }
 

@@ -10,70 +10,26 @@
 //! probe could succeed, so the window costs one call, not one per request, and every refusal
 //! names the quota.
 //!
+//! A used-up prepaid credit (HTTP 402) trips it the same way, under the label
+//! [`PREPAID_CREDIT`].
+//!
+//! Requests that may wait for Gemini ([`CircuitBreaker::wait_for_admission`]) sleep until the
+//! next probe is due, and wake at once when another request's probe closes the circuit: the
+//! cool-down costs one call per execution environment, not one per waiting request.
+//!
 //! Time comes from a [`Clock`], so tests move it by hand instead of sleeping.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::BreakerConfig;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// Where the breaker reads the time.
-pub trait Clock: Send + Sync {
-    /// Now, on a monotonic clock.
-    fn now(&self) -> Instant;
-}
-
-impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
-    fn now(&self) -> Instant {
-        (**self).now()
-    }
-}
-
-/// The real (tokio) clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
-
-/// A clock that only moves when told to, for tests.
-#[derive(Debug)]
-pub struct ManualClock {
-    start: Instant,
-    elapsed_ms: AtomicU64,
-}
-
-impl ManualClock {
-    /// A clock stopped at the current instant.
-    pub fn new() -> Self {
-        ManualClock {
-            start: Instant::now(),
-            elapsed_ms: AtomicU64::new(0),
-        }
-    }
-
-    /// Moves the clock forward by `by` (millisecond precision).
-    pub fn advance(&self, by: Duration) {
-        self.elapsed_ms.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
-    }
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.start + Duration::from_millis(self.elapsed_ms.load(Ordering::SeqCst))
-    }
-}
+/// The label of a trip for a used-up prepaid credit (HTTP 402), in place of a quota's id.
+pub const PREPAID_CREDIT: &str = "PrepaidCredit";
 
 /// The state of the circuit, as logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +78,11 @@ pub struct CircuitBreaker {
     config: BreakerConfig,
     clock: Box<dyn Clock>,
     inner: Mutex<Inner>,
+    /// Calls Gemini answered, ever: a request compares it before and after its own failures to
+    /// tell "Gemini is down" from "this request keeps failing".
+    successes: AtomicU64,
+    /// Wakes the requests waiting for admission when the circuit closes.
+    closed: Notify,
 }
 
 impl CircuitBreaker {
@@ -131,6 +92,39 @@ impl CircuitBreaker {
             config,
             clock: Box::new(clock),
             inner: Mutex::new(Inner::Closed { failures: 0 }),
+            successes: AtomicU64::new(0),
+            closed: Notify::new(),
+        }
+    }
+
+    /// How many calls Gemini has answered since the breaker was built (see
+    /// [`CircuitBreaker::record_success`]).
+    pub fn successes(&self) -> u64 {
+        self.successes.load(Ordering::SeqCst)
+    }
+
+    /// Waits until a call may go out, or `limit`: admitted at once when the circuit is closed;
+    /// otherwise woken when the next probe is due or when another call closes the circuit.
+    /// A trip for a quota or the credit ([`CircuitBreaker::trip`]) is not waited for: no probe
+    /// could succeed before it ends. The refusal comes back when `limit` is reached first.
+    pub async fn wait_for_admission(&self, limit: Instant) -> Result<(), Refused> {
+        loop {
+            // Registered before the state is read, so a close in between is not missed.
+            let closed = self.closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            let refused = match self.admit() {
+                Ok(()) => return Ok(()),
+                Err(refused) => refused,
+            };
+            let now = Instant::now();
+            if refused.quota.is_some() || now >= limit {
+                return Err(refused);
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until((now + refused.retry_in).min(limit)) => {}
+                () = &mut closed => {}
+            }
         }
     }
 
@@ -176,14 +170,18 @@ impl CircuitBreaker {
 
     /// Gemini answered (whatever it said, it is up).
     pub fn record_success(&self) {
+        self.successes.fetch_add(1, Ordering::SeqCst);
         let mut inner = self.lock();
-        if !matches!(*inner, Inner::Closed { .. }) {
+        let was_closed = matches!(*inner, Inner::Closed { .. });
+        *inner = Inner::Closed { failures: 0 };
+        drop(inner);
+        if !was_closed {
             tracing::info!(
                 breaker_state = State::Closed.as_str(),
                 "gemini circuit breaker closed"
             );
+            self.closed.notify_waiters();
         }
-        *inner = Inner::Closed { failures: 0 };
     }
 
     /// Gemini was unreachable, overloaded or too slow.

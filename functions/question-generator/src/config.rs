@@ -13,6 +13,8 @@ pub const DEFAULT_GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis
 /// Default model; models retire often, so this is a setting (a list: the next is used when
 /// Gemini answers 404 for one).
 pub const DEFAULT_GEMINI_MODEL: &str = "gemini-3.6-flash";
+/// Default `GEMINI_MAX_WAIT_SECONDS`: half an hour.
+pub const DEFAULT_MAX_WAIT_SECONDS: u64 = 1_800;
 /// Default thinking level: see [`ThinkingLevel`] and the README ("Gemini's thinking").
 pub const DEFAULT_THINKING_LEVEL: ThinkingLevel = ThinkingLevel::Low;
 
@@ -101,6 +103,21 @@ pub struct GeminiConfig {
     pub retry: RetryConfig,
     /// When to stop calling Gemini for a while.
     pub breaker: BreakerConfig,
+    /// The project's per-minute quota and how many invocations share it.
+    pub quota: QuotaConfig,
+}
+
+/// The project's Gemini quota, which every execution environment calling at once shares
+/// ([`crate::pace`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaConfig {
+    /// `GEMINI_QUOTA_RPM`: requests a minute the project may send the model; 0 paces nothing
+    /// (per-minute 429s are still waited out).
+    pub rpm: u32,
+    /// `GEMINI_QUOTA_INVOCATIONS`: invocations calling at once, each taking an equal share: the
+    /// request topic's partitions as deployed (one invocation per partition), 1 for the local
+    /// stack (one generator serves every partition).
+    pub invocations: u32,
 }
 
 /// Retries of transient Gemini failures: exponential backoff with full jitter.
@@ -142,6 +159,10 @@ pub struct GeneratorConfig {
     pub gemini: GeminiConfig,
     /// `GENERATION_CONCURRENCY`: Gemini calls in flight per batch.
     pub concurrency: usize,
+    /// `GEMINI_MAX_WAIT_SECONDS`: how long a request may wait for Gemini as a whole to answer
+    /// again, from its request event's `timestamp`, before it is answered `gemini_unavailable`.
+    /// Zero never holds a request.
+    pub max_wait: Duration,
     /// `MAX_QUESTIONS_PER_REQUEST`, the same limit the API applies.
     pub limits: Limits,
     /// Set when `IDEMPOTENCY_TABLE` is: duplicates of an answered request are not generated again.
@@ -214,8 +235,21 @@ impl GeneratorConfig {
                         3_600_000,
                     )?),
                 },
+                quota: QuotaConfig {
+                    rpm: vars.number("GEMINI_QUOTA_RPM", 0, 0, 1_000_000)?,
+                    invocations: vars.number("GEMINI_QUOTA_INVOCATIONS", 1, 1, 10_000)?,
+                },
             },
             concurrency: vars.number("GENERATION_CONCURRENCY", 16, 1, 256)?,
+            // Half an hour: longer than the outages and quota minutes Gemini has had, short
+            // enough that the content service hears within a bound it can show a person
+            // (docs/DESIGN.md, "Queued while Gemini cannot answer").
+            max_wait: Duration::from_secs(vars.number(
+                "GEMINI_MAX_WAIT_SECONDS",
+                DEFAULT_MAX_WAIT_SECONDS,
+                0,
+                86_400,
+            )?),
             limits: limits(&vars)?,
             idempotency: match vars.get("IDEMPOTENCY_TABLE") {
                 Some(table) => Some(IdempotencyConfig {

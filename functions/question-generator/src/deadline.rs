@@ -55,6 +55,23 @@ pub fn claim_until(deadline: Instant, now: Instant, wall_now: SystemTime) -> Sys
     wall_now + deadline.saturating_duration_since(now)
 }
 
+/// Until when a request may wait for Gemini, on the monotonic clock: `max_wait` after its
+/// request event's `timestamp` (`requested_at`). A request with no readable timestamp, or one
+/// already past its wait, gets `now`: it is answered, never held. `now` and `wall_now` are the
+/// same moment on the two clocks.
+pub fn wait_until(
+    requested_at: Option<SystemTime>,
+    max_wait: Duration,
+    now: Instant,
+    wall_now: SystemTime,
+) -> Instant {
+    let Some(requested_at) = requested_at else {
+        return now;
+    };
+    let until = requested_at + max_wait;
+    now + until.duration_since(wall_now).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +168,29 @@ mod tests {
         let wall_now = UNIX_EPOCH + Duration::from_millis(NOW_MS);
 
         assert_eq!(claim_until(now - Duration::from_secs(1), now, wall_now), wall_now);
+    }
+
+    #[test]
+    fn a_request_may_wait_its_maximum_from_its_own_timestamp() {
+        let now = Instant::now();
+        let wall = UNIX_EPOCH + Duration::from_millis(NOW_MS);
+        let max = Duration::from_secs(1_800);
+
+        // Sent 10 minutes ago: 20 minutes left.
+        let ten_minutes_ago = wall - Duration::from_secs(600);
+        assert_eq!(
+            wait_until(Some(ten_minutes_ago), max, now, wall),
+            now + Duration::from_secs(1_200)
+        );
+        // Past its wait, or with no timestamp: none left.
+        let an_hour_ago = wall - Duration::from_secs(3_600);
+        assert_eq!(wait_until(Some(an_hour_ago), max, now, wall), now);
+        assert_eq!(wait_until(None, max, now, wall), now);
+        // A clock ahead of ours does not shorten the wait.
+        let ahead = wall + Duration::from_secs(5);
+        assert_eq!(
+            wait_until(Some(ahead), max, now, wall),
+            now + Duration::from_secs(1_805)
+        );
     }
 }

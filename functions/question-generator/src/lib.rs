@@ -11,7 +11,9 @@
 //! - [`gemini`]: the Gemini `generateContent` client; `gemini/` holds its prompt, schema, reply
 //!   checks, API key, one call, and the retry/repair policy, one file each.
 //! - [`retry`]: backoff with full jitter and `Retry-After` (pure).
-//! - [`breaker`]: the circuit breaker shared by the invocations of an execution environment.
+//! - [`breaker`]: the circuit breaker shared by the invocations of an execution environment;
+//!   `clock` beside it: where it reads the time.
+//! - [`pace`]: the environment's share of the project's per-minute Gemini quota (pure).
 //! - [`idempotency`]: the [`idempotency::IdempotencyStore`] port and its records (`mod.rs`) and
 //!   its DynamoDB adapter (`dynamodb.rs`), so a duplicate request is answered from the record of
 //!   its first answer.
@@ -19,10 +21,12 @@
 //!   `handler/` holds its pure pieces: the batch plan, the report, the DLQ headers.
 
 pub mod breaker;
+mod clock;
 pub mod config;
 pub mod deadline;
 pub mod gemini;
 pub mod handler;
 pub mod idempotency;
+pub mod pace;
 pub mod retry;
 pub mod source;

@@ -6,24 +6,75 @@ use std::future::Future;
 use qgen_contract::events::{ErrorCode, GenerationRequest, Question, ResponseError};
 use tokio::time::Instant;
 
+/// How long a source may spend on one request.
+///
+/// Two bounds, because waiting for Gemini as a whole (an open circuit breaker, a per-minute
+/// quota) is not the same as running out of time: a request still young when its invocation
+/// ends is *held* ([`GenerationError::Held`]) and comes back with its partition's redelivery,
+/// while one that has waited `GEMINI_MAX_WAIT_SECONDS` is answered `gemini_unavailable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// No call runs past this: the invocation's deadline less the time kept to publish.
+    pub answer_by: Instant,
+    /// Until when the request may wait for Gemini as a whole to answer again: its request
+    /// event's `timestamp` plus the maximum wait. Already past for a request that must not wait.
+    pub wait_until: Instant,
+}
+
+impl Deadlines {
+    /// Answer by `answer_by`, never waiting for Gemini to come back: what
+    /// [`QuestionSource::generate`] promises.
+    pub fn no_wait(answer_by: Instant) -> Self {
+        Deadlines {
+            answer_by,
+            wait_until: Instant::now().min(answer_by),
+        }
+    }
+
+    /// The latest a wait for Gemini as a whole may end.
+    pub fn wait_limit(&self) -> Instant {
+        self.answer_by.min(self.wait_until)
+    }
+
+    /// Whether the request is still within its maximum wait when the invocation's time is up
+    /// (or now, when that is already past): then running out of time holds it instead of
+    /// failing it.
+    pub fn holds(&self) -> bool {
+        self.wait_until > self.answer_by.max(Instant::now())
+    }
+
+    /// What a wait for Gemini that cannot end in time comes to: the request is held when it is
+    /// young enough to outlast this invocation, and answered `gemini_unavailable` otherwise.
+    pub fn gave_up(&self, reason: String) -> GenerationError {
+        if self.holds() {
+            GenerationError::Held { reason }
+        } else {
+            GenerationError::unavailable(reason)
+        }
+    }
+}
+
 /// Produces validated questions for a request.
 pub trait QuestionSource: Send + Sync {
-    /// Questions for `request`, which must be ready by `deadline`. The questions returned have
-    /// already passed [`qgen_contract::validation::validate_questions`].
+    /// Questions for `request`, which must be ready by `deadline`, without waiting for Gemini
+    /// to come back when it cannot answer. The questions returned have already passed
+    /// [`qgen_contract::validation::validate_questions`].
     fn generate(
         &self,
         request: &GenerationRequest,
         deadline: Instant,
     ) -> impl Future<Output = Result<Vec<Question>, GenerationError>> + Send;
 
-    /// [`QuestionSource::generate`], with what it took: the model calls made, for the response
-    /// record's headers (the request's timeline). A source that calls no model reports none.
+    /// [`QuestionSource::generate`] within `deadlines` (a source that depends on Gemini waits
+    /// for it until [`Deadlines::wait_limit`]), with what it took: the model calls made, for
+    /// the response record's headers (the request's timeline). A source that calls no model
+    /// reports none.
     fn generate_reported(
         &self,
         request: &GenerationRequest,
-        deadline: Instant,
+        deadlines: Deadlines,
     ) -> impl Future<Output = (Result<Vec<Question>, GenerationError>, Option<Calls>)> + Send {
-        async move { (self.generate(request, deadline).await, None) }
+        async move { (self.generate(request, deadlines.answer_by).await, None) }
     }
 
     /// What to write as the response's `source` when it is not a model (e.g. `offline`).
@@ -65,6 +116,21 @@ pub enum GenerationError {
         /// The transport error behind it, when there is one.
         #[source]
         source: Option<Cause>,
+    },
+    /// Gemini as a whole could not answer (the breaker open, the per-minute quota used up, every
+    /// call failing) before the invocation's time was up, and the request may still wait: it
+    /// is not answered, its record is redelivered. Only [`Deadlines::gave_up`] makes one.
+    #[error("gemini unavailable: {reason}; held for redelivery")]
+    Held {
+        /// What it was waiting for, in a few words.
+        reason: String,
+    },
+    /// The project's prepaid credit is used up (HTTP 402, `Payment Required`): no call can
+    /// succeed until it is topped up, so the breaker stops every call of the environment.
+    #[error("gemini prepaid credit is used up; this function calls Gemini again in {}s", retry_in.as_secs())]
+    CreditExhausted {
+        /// When the circuit breaker lets the next call through.
+        retry_in: std::time::Duration,
     },
     /// A per-day Gemini quota is used up: no retry within the invocation can succeed. Google
     /// resets per-day quotas at midnight Pacific time
@@ -125,7 +191,10 @@ impl GenerationError {
     /// The stable code written in the `failed` response.
     pub fn code(&self) -> ErrorCode {
         match self {
-            GenerationError::Unavailable { .. } => ErrorCode::GeminiUnavailable,
+            GenerationError::Unavailable { .. } | GenerationError::Held { .. } => {
+                ErrorCode::GeminiUnavailable
+            }
+            GenerationError::CreditExhausted { .. } => ErrorCode::GeminiCreditExhausted,
             GenerationError::QuotaExhausted { .. } => ErrorCode::GeminiQuotaExhausted,
             GenerationError::Blocked(_) => ErrorCode::GeminiBlocked,
             GenerationError::Rejected { .. } => ErrorCode::GeminiRejected,
@@ -137,9 +206,11 @@ impl GenerationError {
     /// Whether the same request, sent again later, may succeed.
     pub fn retryable(&self) -> bool {
         match self {
-            GenerationError::Unavailable { .. } | GenerationError::DeadlineExceeded => true,
-            // Once the quota is reset (or raised).
-            GenerationError::QuotaExhausted { .. } => true,
+            GenerationError::Unavailable { .. }
+            | GenerationError::Held { .. }
+            | GenerationError::DeadlineExceeded => true,
+            // Once the quota is reset (or raised), or the credit topped up.
+            GenerationError::QuotaExhausted { .. } | GenerationError::CreditExhausted { .. } => true,
             // A model's output varies from call to call.
             GenerationError::InvalidOutput { .. } => true,
             GenerationError::Blocked(_) | GenerationError::Rejected { .. } => false,
@@ -181,9 +252,9 @@ impl<T: QuestionSource> QuestionSource for &T {
     fn generate_reported(
         &self,
         request: &GenerationRequest,
-        deadline: Instant,
+        deadlines: Deadlines,
     ) -> impl Future<Output = (Result<Vec<Question>, GenerationError>, Option<Calls>)> + Send {
-        (**self).generate_reported(request, deadline)
+        (**self).generate_reported(request, deadlines)
     }
 
     fn label(&self) -> Option<&str> {
@@ -203,9 +274,9 @@ impl<T: QuestionSource> QuestionSource for std::sync::Arc<T> {
     fn generate_reported(
         &self,
         request: &GenerationRequest,
-        deadline: Instant,
+        deadlines: Deadlines,
     ) -> impl Future<Output = (Result<Vec<Question>, GenerationError>, Option<Calls>)> + Send {
-        (**self).generate_reported(request, deadline)
+        (**self).generate_reported(request, deadlines)
     }
 
     fn label(&self) -> Option<&str> {
@@ -263,6 +334,33 @@ mod tests {
     }
 
     #[test]
+    fn a_request_is_held_only_while_it_may_outlast_the_invocation() {
+        let now = Instant::now();
+        let minute = std::time::Duration::from_secs(60);
+        let young = Deadlines {
+            answer_by: now + minute,
+            wait_until: now + 30 * minute,
+        };
+        let old = Deadlines {
+            answer_by: now + minute,
+            wait_until: now + minute / 2,
+        };
+        // An invocation whose time is already up, for a request that could wait no longer.
+        let late = Deadlines {
+            answer_by: now - minute,
+            wait_until: now - minute / 2,
+        };
+
+        assert!(young.holds() && !old.holds() && !late.holds());
+        assert!(!Deadlines::no_wait(now + minute).holds());
+        assert_eq!(young.wait_limit(), now + minute);
+        assert_eq!(old.wait_limit(), now + minute / 2);
+        assert!(matches!(young.gave_up("x".into()), GenerationError::Held { .. }));
+        assert_eq!(old.gave_up("x".into()).code(), ErrorCode::GeminiUnavailable);
+        assert!(!matches!(old.gave_up("x".into()), GenerationError::Held { .. }));
+    }
+
+    #[test]
     fn the_message_carries_the_whole_chain_of_sources() {
         let parse = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
         let error = GenerationError::invalid_output("text does not match the schema", Some(cause(parse)));
@@ -308,6 +406,18 @@ mod tests {
                 true,
             ),
             (GenerationError::DeadlineExceeded, "deadline_exceeded", true),
+            (
+                GenerationError::Held { reason: "x".into() },
+                "gemini_unavailable",
+                true,
+            ),
+            (
+                GenerationError::CreditExhausted {
+                    retry_in: std::time::Duration::from_secs(30),
+                },
+                "gemini_credit_exhausted",
+                true,
+            ),
         ] {
             let response = error.to_response_error();
             assert_eq!(

@@ -10,7 +10,7 @@ pub const BATCHING_WINDOW: Duration = Duration::from_secs(1);
 /// The generator's `Timeout`.
 pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(180);
 /// `MaximumRetryAttempts`: retries after the first invocation.
-pub const MAXIMUM_RETRY_ATTEMPTS: i32 = 10;
+pub const MAXIMUM_RETRY_ATTEMPTS: i32 = 12;
 /// `MaximumRecordAgeInSeconds`.
 pub const MAXIMUM_RECORD_AGE_SECONDS: i64 = 21_600;
 /// `ConsumerGroupId`.

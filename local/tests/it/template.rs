@@ -204,3 +204,55 @@ fn the_template_and_the_code_use_the_same_names() {
     );
     assert_eq!(table["TimeToLiveSpecification"]["Enabled"], Value::from(true));
 }
+
+/// A held request waits at most `GeminiMaxWaitSeconds`, and the deployed trigger's settings
+/// must let it: each invocation holds its records until the publish reserve before its
+/// `Timeout`, so `MaximumRetryAttempts` holds must cover the wait (or the trigger gives the
+/// records up to the failed topic before the generator answers them); the records must not age
+/// out (`MaximumRecordAgeInSeconds`) before the wait and one more hold are over; and an
+/// invocation must leave room for at least one whole Gemini call and the publish.
+#[test]
+fn the_templates_defaults_let_a_held_request_wait_its_whole_maximum() {
+    let template = template();
+    let generator = &template["Resources"]["QuestionGeneratorFunction"]["Properties"];
+    let mut vars = variables(
+        &template,
+        &template["Globals"]["Function"]["Environment"]["Variables"],
+    );
+    vars.extend(variables(&template, &generator["Environment"]["Variables"]));
+    let config = GeneratorConfig::from_lookup(|var| vars.get(var).cloned().flatten()).unwrap();
+    let timeout = Duration::from_secs(generator["Timeout"].as_u64().unwrap());
+    let retries = u32::try_from(default_of(&template, "MaximumRetryAttempts").as_i64().unwrap()).unwrap();
+    let record_age = Duration::from_secs(
+        default_of(&template, "MaximumRecordAgeInSeconds")
+            .as_u64()
+            .unwrap(),
+    );
+    let reserve = question_generator::deadline::publish_reserve(config.kafka.message_timeout);
+    let hold = timeout - reserve;
+
+    assert_eq!(config.max_wait, Duration::from_secs(1_800));
+    assert!(
+        hold * retries >= config.max_wait,
+        "{retries} retries of a {hold:?} hold do not cover the maximum wait {:?}",
+        config.max_wait
+    );
+    assert!(
+        record_age > config.max_wait + timeout,
+        "records age out ({record_age:?}) before the maximum wait and one hold are over"
+    );
+    assert!(
+        hold >= config.gemini.request_timeout,
+        "an invocation leaves {hold:?} for Gemini, less than one call ({:?})",
+        config.gemini.request_timeout
+    );
+    // Each partition's invocation takes its share of the quota.
+    assert_eq!(
+        generator["Environment"]["Variables"]["GEMINI_QUOTA_INVOCATIONS"],
+        reference("RequestTopicPartitions")
+    );
+    assert_eq!(
+        default_of(&template, "RequestTopicPartitions"),
+        Value::from(i64::from(qgen_adapters::kafka::EVENT_PARTITIONS))
+    );
+}

@@ -72,11 +72,22 @@ pub enum Metric {
     GeminiOutputTokens,
     /// Thinking tokens (billed as output), by `Model`.
     GeminiThoughtsTokens,
+    /// Per-minute quota answers (429 with a `retryDelay`) Gemini gave: a pacing signal, waited
+    /// out, never a failure.
+    GeminiThrottled,
+    /// HTTP 402 answers: the project's prepaid credit is used up (alarmed).
+    GeminiCreditExhausted,
+    /// Requests held: Gemini as a whole could not answer before the invocation ended, so the
+    /// record was named in the partial batch response and waits in Kafka.
+    Held,
+    /// How long a held request had waited when it was held, from its request event's
+    /// `timestamp` (alarmed on its maximum).
+    HeldFor,
 }
 
 impl Metric {
     /// Every metric.
-    pub const ALL: [Metric; 16] = [
+    pub const ALL: [Metric; 20] = [
         Metric::Accepted,
         Metric::PublishFailed,
         Metric::PublishLatency,
@@ -93,6 +104,10 @@ impl Metric {
         Metric::GeminiCachedTokens,
         Metric::GeminiOutputTokens,
         Metric::GeminiThoughtsTokens,
+        Metric::GeminiThrottled,
+        Metric::GeminiCreditExhausted,
+        Metric::Held,
+        Metric::HeldFor,
     ];
 
     /// The metric's name in CloudWatch.
@@ -114,6 +129,10 @@ impl Metric {
             Metric::GeminiCachedTokens => "GeminiCachedTokens",
             Metric::GeminiOutputTokens => "GeminiOutputTokens",
             Metric::GeminiThoughtsTokens => "GeminiThoughtsTokens",
+            Metric::GeminiThrottled => "GeminiThrottled",
+            Metric::GeminiCreditExhausted => "GeminiCreditExhausted",
+            Metric::Held => "Held",
+            Metric::HeldFor => "HeldFor",
         }
     }
 
@@ -123,7 +142,8 @@ impl Metric {
             Metric::PublishLatency
             | Metric::GenerationLatency
             | Metric::RequestToResponse
-            | Metric::GeminiLatency => Unit::Milliseconds,
+            | Metric::GeminiLatency
+            | Metric::HeldFor => Unit::Milliseconds,
             _ => Unit::Count,
         }
     }

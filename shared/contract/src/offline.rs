@@ -34,7 +34,8 @@ pub fn questions(topic: &str, n: usize, difficulty: Difficulty) -> Vec<Question>
 }
 
 /// A `generateContent` reply whose text is `text`, finishing with `finish_reason` — what the
-/// Gemini stand-ins (tests, benchmarks) answer with.
+/// Gemini stand-ins (tests, benchmarks) answer with. It names no `modelVersion`, so the model
+/// called is the one reported; a stand-in that knows the URL adds it, as Gemini does.
 pub fn gemini_reply(text: &str, finish_reason: &str) -> Value {
     json!({
         "candidates": [{
@@ -42,8 +43,7 @@ pub fn gemini_reply(text: &str, finish_reason: &str) -> Value {
             "finishReason": finish_reason,
             "index": 0
         }],
-        "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 480, "totalTokenCount": 600},
-        "modelVersion": "stand-in"
+        "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 480, "totalTokenCount": 600}
     })
 }
 

@@ -18,8 +18,18 @@ pub struct AnswersAsAsked;
 
 impl Respond for AnswersAsAsked {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        ResponseTemplate::new(200)
-            .set_body_json(qgen_contract::offline::answer_generate_content(&request.body))
+        let mut reply = qgen_contract::offline::answer_generate_content(&request.body);
+        // Gemini names the model that answered: here, the one the URL calls.
+        let model = request
+            .url
+            .path()
+            .rsplit('/')
+            .next()
+            .and_then(|last| last.strip_suffix(":generateContent"));
+        if let Some(model) = model {
+            reply["modelVersion"] = model.into();
+        }
+        ResponseTemplate::new(200).set_body_json(reply)
     }
 }
 

@@ -13,6 +13,7 @@
 //! - `brokers`: [`MockBroker`], [`TansuBroker`], the service's topics and [`free_port`].
 //! - `records`: producing a request, reading a topic back, and a message's JSON and headers.
 //! - `gemini`: [`GeminiStandIn`], the HTTP stand-in for Gemini, and the replies it gives.
+//! - `gemini_faults`: Gemini as a whole failing: an [`Outage`] and a [`WindowQuota`].
 //! - `moto`: [`MotoServer`], local AWS APIs, and [`dynamodb_client`].
 //! - [`assert_matches_schema`], [`contract`], [`schema_errors`]: re-exported from
 //!   `qgen-schema-check`, which the contract crate's tests use without the rest of this kit.
@@ -22,6 +23,7 @@
 mod brokers;
 mod fixtures;
 mod gemini;
+mod gemini_faults;
 mod logs;
 mod moto;
 mod publisher;
@@ -32,6 +34,7 @@ pub use fixtures::{env_lookup, sample_request};
 pub use gemini::{
     AnswersAsAsked, GeminiStandIn, answer_with_usage, gemini_error, gemini_reply, sample_questions,
 };
+pub use gemini_faults::{Outage, WindowQuota, overloaded};
 pub use logs::{LogBuffer, capture_every_thread, capture_logs};
 pub use moto::{MotoServer, dynamodb_client};
 pub use publisher::{PublishedRecord, RecordingPublisher};

@@ -14,10 +14,12 @@ use tokio::time::Instant;
 
 use super::GeminiClient;
 use super::error_body::read_error;
-use super::reply::{Usage, read_reply};
+use super::reply::{Read, Usage, read_reply};
+use super::tally::Tally;
+use crate::breaker::PREPAID_CREDIT;
 use crate::handler::SERVICE;
 use crate::retry::parse_retry_after;
-use crate::source::{Calls, Cause, GenerationError, cause};
+use crate::source::{Cause, GenerationError, cause};
 
 /// What one HTTP call came to.
 pub(super) enum Attempt {
@@ -36,81 +38,19 @@ pub(super) enum Attempt {
     },
     /// The model answered, but the answer is unusable: worth one repair call.
     Unusable(GenerationError),
+    /// A per-minute quota is used up (429 with `RetryInfo`, no per-day quota): a pacing signal,
+    /// not a failure. Every call of the environment waits `retry_after` ([`super::Pacer`]);
+    /// the breaker and the request's attempts are left alone.
+    Throttled {
+        /// What Gemini said, in a few words.
+        reason: String,
+        /// Gemini's `retryDelay`.
+        retry_after: Duration,
+    },
     /// Gemini does not serve the model (404) and `GEMINI_MODEL` names another: call it at once.
     NextModel,
     /// Final: another call would get the same answer.
     Final(GenerationError),
-}
-
-/// Totals over the calls made for one request, recorded on the request's span and emitted as
-/// metrics per model.
-#[derive(Default)]
-pub(super) struct Tally {
-    calls: u64,
-    latency_ms: u64,
-    usage: Usage,
-    /// The model of the last call.
-    model: Option<String>,
-}
-
-impl Tally {
-    /// Counts one call to `model`.
-    fn add(&mut self, model: &str, latency_ms: u64, usage: Usage) {
-        self.calls += 1;
-        self.latency_ms += latency_ms;
-        self.usage.add(usage);
-        if self.model.as_deref() != Some(model) {
-            self.model = Some(model.to_owned());
-        }
-    }
-
-    /// Writes the totals on the current span (the request's).
-    pub(super) fn record(&self) {
-        let span = tracing::Span::current();
-        span.record("gemini_calls", self.calls);
-        span.record("gemini_latency_ms", self.latency_ms);
-        if let Some(model) = &self.model {
-            span.record("gemini_model", model.as_str());
-        }
-        span.record("prompt_tokens", self.usage.prompt_token_count);
-        span.record("cached_tokens", self.usage.cached_content_token_count);
-        span.record("output_tokens", self.usage.candidates_token_count);
-        span.record("thoughts_tokens", self.usage.thoughts_token_count);
-        span.record("total_tokens", self.usage.total_token_count);
-    }
-
-    /// The totals as one EMF record with the dimension `Model` (the model of the last call), or
-    /// nothing when no call was made. What a request costs is a sum over these metrics (README,
-    /// "What a request costs").
-    pub(super) fn metrics(&self) -> Option<Metrics> {
-        let model = self.model.as_ref()?;
-        Some(
-            Metrics::new(SERVICE)
-                .dimension("Model", model.as_str())
-                .count(Metric::GeminiCalls, self.calls)
-                .duration(Metric::GeminiLatency, Duration::from_millis(self.latency_ms))
-                .count(Metric::GeminiPromptTokens, self.usage.prompt_token_count)
-                .count(Metric::GeminiCachedTokens, self.usage.cached_content_token_count)
-                .count(Metric::GeminiOutputTokens, self.usage.candidates_token_count)
-                .count(Metric::GeminiThoughtsTokens, self.usage.thoughts_token_count),
-        )
-    }
-
-    /// The calls made, or nothing when none was.
-    pub(super) fn calls(&self) -> Option<Calls> {
-        Some(Calls {
-            count: self.calls,
-            latency: Duration::from_millis(self.latency_ms),
-            model: self.model.clone()?,
-        })
-    }
-
-    /// Emits [`Tally::metrics`].
-    pub(super) fn emit(&self) {
-        if let Some(metrics) = self.metrics() {
-            metrics.emit();
-        }
-    }
 }
 
 impl GeminiClient {
@@ -164,11 +104,20 @@ impl GeminiClient {
             }
         };
         if status == 200 {
-            let (usage, outcome) = read_reply(&reply, request);
-            tally.add(&model.name, latency_ms, usage);
+            let Read {
+                usage,
+                model_version,
+                outcome,
+            } = read_reply(&reply, request);
+            // The model that answered is the one reported; Google may forward a retired one.
+            let answered = model_version.as_deref().unwrap_or(&model.name);
+            if answered != model.name {
+                self.forwarded_once(&model.name, answered);
+            }
+            tally.add(answered, latency_ms, usage);
             tracing::info!(
                 status,
-                model = %model.name,
+                model = %answered,
                 latency_ms,
                 prompt_tokens = usage.prompt_token_count,
                 cached_tokens = usage.cached_content_token_count,
@@ -186,6 +135,20 @@ impl GeminiClient {
         tally.add(&model.name, latency_ms, Usage::default());
         let error = read_error(&reply);
         tracing::warn!(status, model = %model.name, latency_ms, message = %error.message, "gemini answered with an error status");
+        if status == 402 {
+            // Prepaid credit used up: nothing succeeds until someone tops it up, so stop every
+            // call of the environment for a while instead of spending one per request.
+            let retry_in = self.breaker.trip(CREDIT_RECHECK, PREPAID_CREDIT);
+            Metrics::new(SERVICE)
+                .count(Metric::GeminiCreditExhausted, 1)
+                .emit();
+            tracing::error!(
+                model = %model.name,
+                retry_in_s = retry_in.as_secs(),
+                "gemini prepaid credit is used up (402); top it up in AI Studio"
+            );
+            return Attempt::Final(GenerationError::CreditExhausted { retry_in });
+        }
         if let (429, Some(quota)) = (status, &error.daily_quota) {
             // Waiting cannot help before the quota resets: stop every call of this environment
             // for a window instead of spending one call per request.
@@ -194,6 +157,14 @@ impl GeminiClient {
                 quota: quota.clone(),
                 retry_in,
             });
+        }
+        if let (429, Some(retry_after)) = (status, error.retry_delay) {
+            // A per-minute quota: Gemini is up and says when to come back.
+            Metrics::new(SERVICE).count(Metric::GeminiThrottled, 1).emit();
+            return Attempt::Throttled {
+                reason: format!("status 429: {}", error.message),
+                retry_after,
+            };
         }
         // 408: a proxy or front end gave up waiting for the request; RFC 9110 §15.5.9 lets the
         // client repeat it. Google does not list it for Gemini; we treat it as a timeout.
@@ -232,6 +203,18 @@ impl GeminiClient {
         }
     }
 
+    /// Logs, once per execution environment, that `answered` replied to calls for
+    /// `configured`: Google forwards retired models silently instead of answering 404.
+    fn forwarded_once(&self, configured: &str, answered: &str) {
+        if !self.forwarded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                configured,
+                answered,
+                "gemini answered with another model than GEMINI_MODEL names (retired and forwarded?); metrics and logs report the model that answered"
+            );
+        }
+    }
+
     /// Gemini answered 404 for the model at `index`: moves on to the next model of
     /// `GEMINI_MODEL`, if there is one, for this request and every later one of the execution
     /// environment. Logs the configuration error once, whichever request saw it first.
@@ -254,6 +237,10 @@ impl GeminiClient {
         true
     }
 }
+
+/// How long a used-up prepaid credit (402) stops the calls of an execution environment: one
+/// call per five minutes notices a top-up soon enough without spending a call per request.
+pub(super) const CREDIT_RECHECK: Duration = Duration::from_secs(300);
 
 /// A reqwest error in a few words (the error itself travels as the source).
 fn describe(error: &reqwest::Error) -> &'static str {

@@ -24,9 +24,11 @@
 //! - `reply`: reading and checking a reply ([`parse_reply`]) and its token usage.
 //! - `error_body`: Gemini's error bodies: the message, `RetryInfo` and a per-day `QuotaFailure`.
 //! - `key`: where the API key comes from ([`api_key`]).
-//! - `call`: one HTTP call, classified as questions, transient, unusable, next model or final,
-//!   and the per-request tally of calls, latency and tokens (span fields and EMF metrics).
-//! - `policy`: retries, the repair call, the deadline and the breaker around the calls.
+//! - `call`: one HTTP call, classified as questions, throttled, transient, unusable, next
+//!   model or final. `tally`: the per-request tally of calls, latency, tokens and the model
+//!   that answered (span fields and EMF metrics).
+//! - `policy`: retries, the repair call, the deadline, the pace and the breaker around the
+//!   calls, and waiting for Gemini as a whole to answer again.
 
 mod call;
 mod error_body;
@@ -35,8 +37,9 @@ mod policy;
 mod prompt;
 mod reply;
 mod schema;
+mod tally;
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
 use qgen_adapters::secrets::SecretsError;
@@ -47,8 +50,9 @@ use tokio::time::Instant;
 
 use crate::breaker::{CircuitBreaker, Clock, State as BreakerState, SystemClock};
 use crate::config::{GeminiConfig, RetryConfig, ThinkingLevel};
-use crate::source::{Calls, GenerationError, QuestionSource};
-use call::Tally;
+use crate::pace::Pacer;
+use crate::source::{Calls, Deadlines, GenerationError, QuestionSource};
+use tally::Tally;
 
 pub use key::api_key;
 pub use prompt::{build_repair_request, build_request};
@@ -88,6 +92,10 @@ pub struct GeminiClient {
     retry: RetryConfig,
     thinking: ThinkingLevel,
     breaker: CircuitBreaker,
+    /// When the next call may go out: the quota's pace and Gemini's per-minute `retryDelay`.
+    pacer: Pacer,
+    /// Whether a reply from another model than the configured one was logged already.
+    forwarded: AtomicBool,
 }
 
 /// A model of `GEMINI_MODEL` and its `generateContent` URL.
@@ -136,6 +144,8 @@ impl GeminiClient {
             retry: config.retry,
             thinking: config.thinking_level,
             breaker: CircuitBreaker::new(config.breaker, clock),
+            pacer: Pacer::new(config.quota.rpm, config.quota.invocations),
+            forwarded: AtomicBool::new(false),
         })
     }
 
@@ -157,16 +167,18 @@ impl QuestionSource for GeminiClient {
         request: &GenerationRequest,
         deadline: Instant,
     ) -> Result<Vec<Question>, GenerationError> {
-        self.generate_reported(request, deadline).await.0
+        self.generate_reported(request, Deadlines::no_wait(deadline))
+            .await
+            .0
     }
 
     async fn generate_reported(
         &self,
         request: &GenerationRequest,
-        deadline: Instant,
+        deadlines: Deadlines,
     ) -> (Result<Vec<Question>, GenerationError>, Option<Calls>) {
         let mut tally = Tally::default();
-        let outcome = self.generate_until(request, deadline, &mut tally).await;
+        let outcome = self.generate_until(request, deadlines, &mut tally).await;
         tally.record();
         tally.emit();
         (outcome, tally.calls())

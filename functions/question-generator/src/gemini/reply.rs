@@ -18,6 +18,10 @@ struct Reply {
     prompt_feedback: Option<PromptFeedback>,
     #[serde(default)]
     usage_metadata: Option<Usage>,
+    /// The model that actually answered (`modelVersion`): Google forwards calls for a retired
+    /// model to another one instead of answering 404.
+    #[serde(default)]
+    model_version: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,25 +95,42 @@ pub fn parse_reply(
     body: &[u8],
     request: &GenerationRequest,
 ) -> Result<(Vec<Question>, Usage), GenerationError> {
-    let (usage, questions) = read_reply(body, request);
-    questions.map(|q| (q, usage))
+    let read = read_reply(body, request);
+    read.outcome.map(|q| (q, read.usage))
 }
 
-/// [`parse_reply`], keeping the usage of a reply that is rejected (its tokens were still spent).
-pub(super) fn read_reply(
-    body: &[u8],
-    request: &GenerationRequest,
-) -> (Usage, Result<Vec<Question>, GenerationError>) {
-    let reply: Reply = match serde_json::from_slice(body) {
+/// What a 200 reply came to, usage and all.
+pub(super) struct Read {
+    /// Tokens spent, even on a reply that is rejected.
+    pub usage: Usage,
+    /// `modelVersion`, when the reply names the model that answered.
+    pub model_version: Option<String>,
+    /// The questions, or why there are none.
+    pub outcome: Result<Vec<Question>, GenerationError>,
+}
+
+/// [`parse_reply`], keeping the usage and the answering model of a reply that is rejected
+/// (its tokens were still spent).
+pub(super) fn read_reply(body: &[u8], request: &GenerationRequest) -> Read {
+    let mut reply: Reply = match serde_json::from_slice(body) {
         Ok(reply) => reply,
         Err(e) => {
             let error =
                 GenerationError::invalid_output("reply is not a generateContent response", Some(cause(e)));
-            return (Usage::default(), Err(error));
+            return Read {
+                usage: Usage::default(),
+                model_version: None,
+                outcome: Err(error),
+            };
         }
     };
     let usage = reply.usage_metadata.unwrap_or_default();
-    (usage, questions_of(reply, request))
+    let model_version = reply.model_version.take().filter(|m| !m.trim().is_empty());
+    Read {
+        usage,
+        model_version,
+        outcome: questions_of(reply, request),
+    }
 }
 
 fn questions_of(reply: Reply, request: &GenerationRequest) -> Result<Vec<Question>, GenerationError> {

@@ -16,8 +16,9 @@ use super::plan::{Job, conflict};
 use super::report::Outcome;
 use super::respond::ResponseRecord;
 use super::{Batch, Generator, SERVICE};
+use crate::deadline;
 use crate::idempotency::{Claim, IdempotencyStore};
-use crate::source::{Calls, GenerationError, QuestionSource};
+use crate::source::{Calls, Deadlines, GenerationError, QuestionSource};
 
 impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, I> {
     /// Answers a request and its duplicates in the batch: from the store when it was answered
@@ -75,7 +76,15 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                     Some(conflict(&job.event_id, &request_id))
                 }
                 Some(Claim::Acquired) | None => {
-                    let (response, calls) = self.generate(&job, batch.deadline).await;
+                    let Some((response, calls)) = self.generate(&job, batch).await else {
+                        // Held: nothing published; the claim goes, so the redelivery may answer it.
+                        if claim.is_some() {
+                            self.release(&job).await;
+                        }
+                        return self
+                            .answer_duplicates(&job, None, Ok(Outcome::Held), batch)
+                            .await;
+                    };
                     let record = ResponseRecord {
                         trace,
                         requested_at: job.origin.requested_at,
@@ -108,14 +117,43 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         .await
     }
 
-    /// Questions for the job's request, as its response event, and the model calls made.
-    async fn generate(&self, job: &Job, deadline: Instant) -> (ResponseEvent, Option<Calls>) {
+    /// Questions for the job's request, as its response event, and the model calls made; or
+    /// `None` when the request is held ([`held`]).
+    async fn generate(&self, job: &Job, batch: &Batch) -> Option<(ResponseEvent, Option<Calls>)> {
         let request = &job.request;
         let started = std::time::Instant::now();
-        let (outcome, calls) =
-            tokio::time::timeout_at(deadline, self.source.generate_reported(request, deadline))
-                .await
-                .unwrap_or((Err(GenerationError::DeadlineExceeded), None));
+        let deadlines = Deadlines {
+            answer_by: batch.deadline,
+            wait_until: deadline::wait_until(
+                job.origin.requested_at,
+                self.max_wait,
+                Instant::now(),
+                SystemTime::now(),
+            ),
+        };
+        let (outcome, calls) = tokio::time::timeout_at(
+            deadlines.answer_by,
+            self.source.generate_reported(request, deadlines),
+        )
+        .await
+        .unwrap_or((Err(GenerationError::DeadlineExceeded), None));
+        if held(&outcome, &deadlines) {
+            let waited = job
+                .origin
+                .requested_at
+                .and_then(|at| SystemTime::now().duration_since(at).ok())
+                .unwrap_or_default();
+            tracing::info!(
+                waited_ms = waited.as_millis() as u64,
+                reason = %outcome.as_ref().err().map(GenerationError::message).unwrap_or_default(),
+                "held: gemini could not answer in time; the record is redelivered"
+            );
+            Metrics::new(SERVICE)
+                .count(Metric::Held, 1)
+                .duration(Metric::HeldFor, waited)
+                .emit();
+            return None;
+        }
         // Outcome: `completed` or the failure's stable code, a small closed set.
         let label = match &outcome {
             Ok(_) => "completed",
@@ -134,14 +172,22 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 shuffle_options(&mut questions, &request.request_id);
                 let mut response = ResponseEvent::completed(&job.event_id, &request.request_id, questions);
                 response.event_data.source = self.source.label().map(str::to_owned);
-                (response, calls)
+                Some((response, calls))
             }
             Err(e) => {
                 tracing::warn!(code = e.code().as_str(), error = e.message(), "generation failed");
                 let response =
                     ResponseEvent::failed(&job.event_id, &request.request_id, e.to_response_error());
-                (response, calls)
+                Some((response, calls))
             }
+        }
+    }
+
+    /// Gives up the claim on a request, so another invocation may answer it.
+    async fn release(&self, job: &Job) {
+        if let Err(e) = self.store.release(&job.request.request_id, &job.hash).await {
+            // The claim expires at the deadline; the redelivery waits for it.
+            tracing::warn!(error = %e, "could not release the claim in the idempotency store");
         }
     }
 
@@ -152,7 +198,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         let request_id = &job.request.request_id;
         let result = match response.event_data.error {
             None => self.store.complete(request_id, &job.hash, response).await,
-            Some(_) => self.store.release(request_id, &job.hash).await,
+            Some(_) => return self.release(job).await,
         };
         if let Err(e) = result {
             // The claim expires at the deadline; a duplicate after it generates again.
@@ -190,5 +236,19 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
             outcomes.push((duplicate.source.clone(), outcome));
         }
         outcomes
+    }
+}
+
+/// Whether a request that came to `outcome` is held rather than answered (pure): the source
+/// said so, or the invocation's time ran out while the request may still wait. Every other
+/// failure is answered, as it always was.
+pub(super) fn held(
+    outcome: &Result<Vec<qgen_contract::events::Question>, GenerationError>,
+    deadlines: &Deadlines,
+) -> bool {
+    match outcome {
+        Err(GenerationError::Held { .. }) => true,
+        Err(GenerationError::DeadlineExceeded) => deadlines.holds(),
+        _ => false,
     }
 }

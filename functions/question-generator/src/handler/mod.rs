@@ -9,7 +9,9 @@
 //! commits everything before it and redelivers the partition from there; the other partitions
 //! are committed whole. A retry re-publishes what was answered (from the idempotency store when
 //! one is configured), or takes over a request whose claim expired. Everything about a single
-//! request ends as a `failed` response instead. Invocation-wide faults (an event the runtime
+//! request ends as a `failed` response instead, but for one Gemini as a whole could not answer
+//! in time while it may still wait (`GEMINI_MAX_WAIT_SECONDS`): that one is *held*, named in the
+//! partial batch response like an unpublished one, and waits in Kafka. Invocation-wide faults (an event the runtime
 //! cannot parse, a crash, a timeout) are the runtime's `Err`, and the trigger retries the batch.
 //!
 //! Duplicates are answered once: within a batch, requests are grouped by `request_id` before
@@ -79,6 +81,8 @@ pub struct Generator<S, P, I = NoStore> {
     concurrency: usize,
     limits: Limits,
     publish_reserve: Duration,
+    /// `GEMINI_MAX_WAIT_SECONDS`: how long a request may be held.
+    max_wait: Duration,
 }
 
 impl<S: QuestionSource, P: EventPublisher> Generator<S, P> {
@@ -95,6 +99,7 @@ impl<S: QuestionSource, P: EventPublisher> Generator<S, P> {
             limits: config.limits,
             // Generation stops early enough to publish the outcome within the invocation.
             publish_reserve: deadline::publish_reserve(config.kafka.message_timeout),
+            max_wait: config.max_wait,
         }
     }
 }
@@ -112,6 +117,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
             concurrency: self.concurrency,
             limits: self.limits,
             publish_reserve: self.publish_reserve,
+            max_wait: self.max_wait,
         }
     }
 

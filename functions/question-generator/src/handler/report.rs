@@ -21,6 +21,9 @@ pub struct BatchReport {
     pub unpublished: usize,
     /// Records left unanswered because another invocation holds their request.
     pub in_progress: usize,
+    /// Records held: Gemini as a whole could not answer them before this invocation's time was
+    /// up, and they may still wait. Redelivered, like the two above.
+    pub held: usize,
     /// The partitions to redeliver, each from its first record left unanswered.
     pub response: KafkaBatchResponse,
 }
@@ -42,6 +45,8 @@ pub(super) enum Outcome {
     DeadLettered,
     /// Another invocation holds the request; nothing was published.
     InProgress,
+    /// Gemini could not answer in time and the request may still wait; nothing was published.
+    Held,
 }
 
 impl BatchReport {
@@ -65,6 +70,10 @@ impl BatchReport {
                 Ok(Outcome::DeadLettered) => report.dead_lettered += 1,
                 Ok(Outcome::InProgress) => {
                     report.in_progress += 1;
+                    unanswered.push(source);
+                }
+                Ok(Outcome::Held) => {
+                    report.held += 1;
                     unanswered.push(source);
                 }
                 Err(e) => {
@@ -105,6 +114,16 @@ impl BatchReport {
                 ?retry,
                 error = %first,
                 "batch not fully published; partitions to redeliver from topic-partition@offset"
+            );
+        } else if self.held > 0 {
+            // Gemini as a whole could not answer: the records wait in Kafka (OffsetLag rises).
+            tracing::warn!(
+                held = self.held,
+                in_progress = self.in_progress,
+                completed = self.completed,
+                records,
+                ?retry,
+                "records held until gemini answers again; partitions to redeliver from topic-partition@offset"
             );
         } else if self.in_progress > 0 {
             // Expected after a crash or a rebalance: the redelivery answers these records.
@@ -153,9 +172,11 @@ mod tests {
             (at(1, 22), unpublished(100)),
             (at(1, 21), Ok(Outcome::InProgress)),
             (at(2, 30), unpublished(200)),
+            (at(3, 41), Ok(Outcome::Completed)),
+            (at(3, 40), Ok(Outcome::Held)),
         ];
 
-        let (report, first_error) = BatchReport::of(7, outcomes);
+        let (report, first_error) = BatchReport::of(9, outcomes);
 
         assert_eq!(
             (
@@ -164,13 +185,18 @@ mod tests {
                 report.failed,
                 report.dead_lettered,
                 report.unpublished,
-                report.in_progress
+                report.in_progress,
+                report.held
             ),
-            (7, 2, 1, 1, 2, 1)
+            (9, 3, 1, 1, 2, 1, 1)
         );
         assert_eq!(
             *report.response(),
-            KafkaBatchResponse::retry_from([("question.request", 1, 21), ("question.request", 2, 30)])
+            KafkaBatchResponse::retry_from([
+                ("question.request", 1, 21),
+                ("question.request", 2, 30),
+                ("question.request", 3, 40)
+            ])
         );
         assert_eq!(
             first_error.map(|e| e.to_string()),
@@ -214,6 +240,10 @@ mod tests {
             (at(0, 1), Ok(Outcome::Completed)),
             (at(0, 2), Ok(Outcome::Failed)),
         ]);
+        let held = logged(vec![
+            (at(0, 1), Ok(Outcome::Completed)),
+            (at(1, 7), Ok(Outcome::Held)),
+        ]);
 
         assert!(
             unpublished.contains("ERROR") && unpublished.contains("question.request-1@4"),
@@ -228,5 +258,9 @@ mod tests {
             "{done}"
         );
         assert!(!done.contains("WARN") && !done.contains("ERROR"), "{done}");
+        assert!(
+            held.contains("WARN") && held.contains("held=1") && held.contains("question.request-1@7"),
+            "{held}"
+        );
     }
 }

@@ -47,13 +47,34 @@ pub(super) fn epoch_ms_from_now(offset_ms: i64) -> u64 {
     epoch_millis(SystemTime::now()).saturating_add_signed(offset_ms)
 }
 
-/// The generator with a publish reserve of `message_timeout_ms` + 0.5 s and no idempotency store.
+/// The generator with a publish reserve of `message_timeout_ms` + 0.5 s and no idempotency
+/// store, which answers every request when its time is up: these tests are about the budget, so
+/// no request is held for Gemini (`GEMINI_MAX_WAIT_SECONDS` 0; holding has its own tests, and
+/// [`holding_generator`] keeps the default).
 fn generator<'a>(
     stand_in: &GeminiStandIn,
     publisher: &'a RecordingPublisher,
     message_timeout_ms: u64,
 ) -> Generator<GeminiClient, &'a RecordingPublisher> {
-    let vars: HashMap<&str, String> = HashMap::from([
+    generator_with(stand_in, publisher, message_timeout_ms, Some("0"))
+}
+
+/// [`generator`] with the shipped maximum wait: a request cut short while it may wait is held.
+fn holding_generator<'a>(
+    stand_in: &GeminiStandIn,
+    publisher: &'a RecordingPublisher,
+    message_timeout_ms: u64,
+) -> Generator<GeminiClient, &'a RecordingPublisher> {
+    generator_with(stand_in, publisher, message_timeout_ms, None)
+}
+
+fn generator_with<'a>(
+    stand_in: &GeminiStandIn,
+    publisher: &'a RecordingPublisher,
+    message_timeout_ms: u64,
+    max_wait_seconds: Option<&str>,
+) -> Generator<GeminiClient, &'a RecordingPublisher> {
+    let mut vars: HashMap<&str, String> = HashMap::from([
         ("KAFKA_BOOTSTRAP_SERVERS", "unused:9092".to_owned()),
         ("KAFKA_MESSAGE_TIMEOUT_MS", message_timeout_ms.to_string()),
         ("GEMINI_BASE_URL", stand_in.base_url()),
@@ -61,6 +82,9 @@ fn generator<'a>(
         ("GEMINI_MAX_ATTEMPTS", "3".to_owned()),
         ("GEMINI_BREAKER_THRESHOLD", "1000".to_owned()),
     ]);
+    if let Some(seconds) = max_wait_seconds {
+        vars.insert("GEMINI_MAX_WAIT_SECONDS", seconds.to_owned());
+    }
     let config = GeneratorConfig::from_lookup(|var| vars.get(var).cloned()).unwrap();
     let gemini = GeminiClient::new(&config.gemini, SecretString::from("test-key")).unwrap();
     Generator::new(gemini, publisher, &config)
@@ -180,4 +204,27 @@ async fn a_lambda_deadline_already_past_leaves_no_time_so_gemini_is_not_called()
     assert_eq!(answer["error"]["retryable"], true);
     // A response was still published: the batch is not redelivered for it.
     assert!(report.response.is_success());
+}
+
+#[tokio::test]
+async fn a_request_the_deadline_cuts_short_while_it_may_still_wait_is_held_not_answered() {
+    let stand_in = GeminiStandIn::answering().await;
+    let publisher = RecordingPublisher::new();
+    let generator = holding_generator(&stand_in, &publisher, 5_000);
+    let event = batch(&[request("req-late", "Python Loops")]);
+
+    let report = generator
+        .invoke(&invocation(event, epoch_ms_from_now(-1_000)))
+        .await;
+
+    // Sent just now, it may wait half an hour: its partition is redelivered from it instead.
+    assert_eq!((report.held, report.failed), (1, 0));
+    assert_eq!(stand_in.calls().await.len(), 0);
+    assert!(publisher.on_topic("question.response").is_empty());
+    assert_eq!(
+        serde_json::to_value(report.response()).unwrap(),
+        serde_json::json!({"batchItemFailures": [
+            {"itemIdentifier": {"topic-partition": "question.request-0", "offset": 0}}
+        ]})
+    );
 }

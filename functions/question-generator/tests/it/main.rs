@@ -5,4 +5,5 @@ mod deadline;
 mod fair_questions;
 mod gemini;
 mod generator;
+mod holding;
 mod idempotency;

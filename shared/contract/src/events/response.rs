@@ -67,6 +67,9 @@ pub enum ErrorCode {
     /// Gemini's quota for a longer period than a retry can wait out (per day) is used up; the
     /// message says when Google resets it. Retryable, after that time.
     GeminiQuotaExhausted,
+    /// The Gemini project's prepaid credit is used up (HTTP 402): no call succeeds until
+    /// someone tops it up. Retryable, after that.
+    GeminiCreditExhausted,
     /// Gemini refused the prompt or stopped for safety.
     GeminiBlocked,
     /// Gemini rejected our call (bad request, permission, unknown model): a configuration fault.
@@ -90,6 +93,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::GeminiUnavailable => "gemini_unavailable",
             ErrorCode::GeminiQuotaExhausted => "gemini_quota_exhausted",
+            ErrorCode::GeminiCreditExhausted => "gemini_credit_exhausted",
             ErrorCode::GeminiBlocked => "gemini_blocked",
             ErrorCode::GeminiRejected => "gemini_rejected",
             ErrorCode::InvalidModelOutput => "invalid_model_output",
@@ -141,6 +145,7 @@ mod tests {
             ErrorCode::InvalidRequest,
             ErrorCode::GeminiUnavailable,
             ErrorCode::GeminiQuotaExhausted,
+            ErrorCode::GeminiCreditExhausted,
             ErrorCode::GeminiBlocked,
             ErrorCode::GeminiRejected,
             ErrorCode::InvalidModelOutput,
