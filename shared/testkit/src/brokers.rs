@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use qgen_adapters::kafka::{TopicSpec, ensure_topics};
 
@@ -60,7 +61,9 @@ impl MockBroker {
     }
 
     /// Leaves the first `partitions` partitions of `topic` without a leader: producing to them
-    /// waits, then fails at the message timeout, while every other topic works.
+    /// waits, then fails at the message timeout, while every other topic works. Only before a
+    /// producer has written to them: librdkafka 2.12's mock broker crashes (a null leader) when
+    /// it refuses a Produce from a producer that still takes it for the leader.
     pub fn make_unwritable(&self, topic: &str, partitions: i32) {
         for partition in 0..partitions {
             self.cluster
@@ -76,6 +79,13 @@ impl MockBroker {
                 .partition_leader(topic, partition, Some(1))
                 .expect("mock partition leader");
         }
+    }
+
+    /// Answers the next `errors.len()` requests of kind `api` with `errors`, one each, in order;
+    /// the requests after them are served as usual. How a test makes the broker say what a
+    /// client must survive (a Produce refused with `OUT_OF_ORDER_SEQUENCE_NUMBER`, say).
+    pub fn fail_requests(&self, api: RDKafkaApiKey, errors: &[RDKafkaRespErr]) {
+        self.cluster.request_errors(api, errors);
     }
 }
 
