@@ -343,7 +343,7 @@ impl QuestionSource for SlowSource {
     }
 }
 
-fn request_message(partition: i32, offset: i64, request_id: &str) -> OwnedMessage {
+pub(super) fn request_message(partition: i32, offset: i64, request_id: &str) -> OwnedMessage {
     let event = RequestEvent::new_request(GenerationRequest {
         request_id: request_id.to_owned(),
         topic: format!("Topic {offset}"),

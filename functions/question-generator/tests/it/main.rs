@@ -2,6 +2,7 @@
 //! one module per subject.
 
 mod deadline;
+mod dlq_outage;
 mod fair_questions;
 mod gemini;
 mod generator;
