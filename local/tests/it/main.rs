@@ -4,10 +4,12 @@
 //! and the partitions held back meanwhile); (in `replay`) the replay command; and (in
 //! `template`) that the emulator's defaults are the deployed trigger's; (in `dashboard`) that the
 //! dashboard and alarms read only metrics the code emits; (in `timeline`) one request's trace and
-//! timeline read back from its records.
+//! timeline read back from its records; (in `oversized_body`) that a body over the read limit
+//! gets a 413 the client can read.
 
 mod dashboard;
 mod gemini;
+mod oversized_body;
 mod replay;
 mod template;
 mod timeline;
