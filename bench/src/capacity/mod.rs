@@ -192,6 +192,54 @@ mod tests {
         assert!(file.model.batch_overhead >= 0.0 && file.model.call_overhead >= 0.0);
     }
 
+    /// A parameter's `Default:` in `template.yaml` (the line under `  NAME:` that says it).
+    fn template_default(name: &str) -> f64 {
+        let template = include_str!("../../../template.yaml");
+        let at = template
+            .find(&format!("\n  {name}:\n"))
+            .unwrap_or_else(|| panic!("no parameter {name}"));
+        let default = template[at..]
+            .lines()
+            .skip(2)
+            .take_while(|line| line.starts_with("    "))
+            .find_map(|line| line.trim().strip_prefix("Default: "))
+            .unwrap_or_else(|| panic!("{name} has no default"));
+        default.parse().unwrap()
+    }
+
+    /// The API admits more than the default trigger carries at a 4 s Gemini; the defaults are
+    /// consistent because a burst at the API's limit drains before its records age out.
+    #[test]
+    fn a_burst_at_the_apis_limit_drains_before_the_default_triggers_records_age_out() {
+        let file = ModelFile::load(&default_dir().join("model.json")).unwrap();
+        let model = deployed(&file.model, TEMPLATE_BATCHING_WINDOW);
+        let shape = shape(
+            template_default("RequestTopicPartitions") as u32,
+            template_default("BatchSize") as u32,
+            template_default("GenerationConcurrency") as u32,
+        );
+        let carried = model.capacity(shape, PRODUCTION_LATENCY, None);
+        let admitted = template_default("ApiThrottlingRateLimit");
+        let record_age = template_default("MaximumRecordAgeInSeconds");
+
+        // The record admitted last in a burst of T seconds at the API's limit waits behind a
+        // backlog of (admitted - carried) x T, drained at `carried`: the longest burst whose
+        // last record is answered before it is MaximumRecordAgeInSeconds old.
+        let longest = record_age * carried / (admitted - carried);
+        println!(
+            "default trigger carries {carried:.2}/s; the API admits {admitted}/s: a burst of up to {:.0} min drains in time",
+            longest / 60.0
+        );
+        assert!(
+            carried < admitted,
+            "the defaults carry what the API admits: no limit to check"
+        );
+        assert!(
+            longest >= 20.0 * 60.0,
+            "a burst of {longest:.0} s at the API's limit ages out"
+        );
+    }
+
     #[test]
     fn recommendations_use_the_templates_batching_window() {
         let window = qgen_local::esm::defaults::BATCHING_WINDOW.as_secs_f64();

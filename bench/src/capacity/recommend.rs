@@ -33,7 +33,8 @@ pub struct Recommendation {
     pub utilisation: f64,
     /// Request-to-response figures at the target rate (simulated Poisson arrivals).
     pub steady: Figures,
-    /// The generator's `Timeout`, seconds.
+    /// The generator's `Timeout`, seconds: the slowest batch, or, with a quota, the time its
+    /// share of the quota takes to pace a whole batch, whichever is longer.
     pub timeout: u32,
     /// `MinimumPollers` and `MaximumPollers`.
     pub pollers: (u32, u32),
@@ -121,10 +122,35 @@ pub fn recommend(
         capacity,
         utilisation: rate / capacity,
         steady,
-        timeout: timeout(model, shape, latency),
+        timeout: timeout(model, shape, latency).max(paced_timeout(shape, quota_rpm)),
         pollers: (pollers, pollers),
         warning,
     }
+}
+
+/// The generator's `GEMINI_MAX_WAIT_SECONDS` default: how long a request may be held.
+pub const MAX_WAIT: f64 = 1_800.0;
+/// What an invocation keeps back from generation to publish: the template's
+/// `KAFKA_MESSAGE_TIMEOUT_MS` (5 s) and 0.5 s.
+const PUBLISH_RESERVE: f64 = 5.5;
+
+/// The `Timeout` a batch needs when each invocation paces its calls to its share of a
+/// `quota_rpm` quota shared by the shape's partitions: `BatchSize` calls a share's interval
+/// apart, plus one retried call; rounded up to 10 s. None without a quota.
+pub fn paced_timeout(shape: Shape, quota_rpm: Option<f64>) -> u32 {
+    let Some(quota) = quota_rpm.filter(|q| *q > 0.0) else {
+        return 0;
+    };
+    let interval = 60.0 * f64::from(shape.partitions) / quota;
+    let seconds = f64::from(shape.batch_size) * interval + GEMINI_TIMEOUT + PUBLISH_RESERVE;
+    ((seconds / 10.0).ceil() as u32 * 10).min(900)
+}
+
+/// `MaximumRetryAttempts` for a `timeout`: enough holds (an invocation holds its records until
+/// the publish reserve before its `Timeout`) to cover [`MAX_WAIT`], and one more for an
+/// invocation that starts late into its hold (the template's 12 for 180 s).
+pub fn retries(timeout: u32) -> u32 {
+    (MAX_WAIT / (f64::from(timeout) - PUBLISH_RESERVE)).ceil() as u32 + 1
 }
 
 /// Prints `r` as the template's parameters, with what it predicts.
@@ -137,6 +163,10 @@ pub fn print(rate: f64, latency: Latency, r: &Recommendation) {
     println!("  BatchSize                       {}", r.shape.batch_size);
     println!("  GenerationConcurrency           {}", r.shape.concurrency);
     println!("  generator Timeout               {} s", r.timeout);
+    println!(
+        "  MaximumRetryAttempts            {} (holds covering GeminiMaxWaitSeconds {MAX_WAIT:.0})",
+        retries(r.timeout)
+    );
     println!(
         "  MinimumPollers / MaximumPollers {} / {}",
         r.pollers.0, r.pollers.1
@@ -325,6 +355,27 @@ mod tests {
                 .warning
                 .is_none()
         );
+    }
+
+    #[test]
+    fn with_a_quota_the_timeout_lets_a_whole_batch_be_paced_and_the_retries_cover_the_wait() {
+        let shape = Shape {
+            partitions: 3,
+            batch_size: 10,
+            concurrency: 10,
+        };
+        // 60 calls a minute over 3 partitions: one every 3 s here, 30 s for a batch of 10, and
+        // 30 s for a retried call and 5.5 s to publish: 65.5 s, rounded up.
+        assert_eq!(paced_timeout(shape, Some(60.0)), 70);
+        assert_eq!(paced_timeout(shape, None), 0);
+        // Never past Lambda's 15 minutes.
+        assert_eq!(paced_timeout(shape, Some(1.0)), 900);
+        // The template's Timeout (180 s) holds 174.5 s: 11 holds cover 1 800 s, 10 do not; and
+        // one more.
+        assert_eq!(retries(180), 12);
+        assert_eq!(retries(70), 29);
+        let r = recommend(&MODEL, 1.0, Latency { p50: 4.0, p99: 12.0 }, Some(600.0), 60.0);
+        assert!(r.timeout >= paced_timeout(r.shape, Some(600.0)), "{r:?}");
     }
 
     #[test]
