@@ -63,6 +63,18 @@ fn first_responses(messages: &[OwnedMessage]) -> HashMap<String, (Value, SystemT
     first
 }
 
+/// Reads the first response of each of `n` requests (waiting up to `limit`), then stops the
+/// stack.
+async fn answers_then_stop(
+    stack: RunningStack,
+    n: usize,
+    limit: Duration,
+) -> HashMap<String, (Value, SystemTime)> {
+    let messages = read_topic(&stack.bootstrap_servers(), "question.response", n, limit).await;
+    stack.stop().await;
+    first_responses(&messages)
+}
+
 fn status_counts(responses: &HashMap<String, (Value, SystemTime)>) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for (event, _) in responses.values() {
@@ -97,16 +109,7 @@ async fn a_45_second_outage_in_a_steady_stream_fails_nothing_and_costs_only_prob
         tokio::time::sleep(2 * SECOND).await;
     }
     let back_at = back_at.unwrap();
-    let messages = read_topic(
-        &stack.bootstrap_servers(),
-        "question.response",
-        ids.len(),
-        120 * SECOND,
-    )
-    .await;
-    stack.stop().await;
-
-    let responses = first_responses(&messages);
+    let responses = answers_then_stop(stack, ids.len(), 120 * SECOND).await;
     let counts = status_counts(&responses);
     let last = responses.values().map(|(_, at)| *at).max().unwrap();
     let after_back = last.duration_since(back_at).unwrap_or_default();
@@ -148,16 +151,7 @@ async fn a_burst_of_three_times_the_quota_completes_at_the_quotas_rate() {
 
     let started = Instant::now();
     futures::future::join_all(ids.iter().map(|id| send(&stack, id))).await;
-    let messages = read_topic(
-        &stack.bootstrap_servers(),
-        "question.response",
-        ids.len(),
-        90 * SECOND,
-    )
-    .await;
-    stack.stop().await;
-
-    let responses = first_responses(&messages);
+    let responses = answers_then_stop(stack, ids.len(), 90 * SECOND).await;
     let counts = status_counts(&responses);
     let answered = quota.answered_at();
     let first = *answered.iter().min().unwrap();
@@ -218,16 +212,7 @@ async fn with_a_fifth_of_calls_failing_only_requests_that_exhausted_their_own_re
     let ids: Vec<String> = (0..200).map(|i| format!("flaky-{i}")).collect();
 
     futures::future::join_all(ids.iter().map(|id| send(&stack, id))).await;
-    let messages = read_topic(
-        &stack.bootstrap_servers(),
-        "question.response",
-        ids.len(),
-        150 * SECOND,
-    )
-    .await;
-    stack.stop().await;
-
-    let responses = first_responses(&messages);
+    let responses = answers_then_stop(stack, ids.len(), 150 * SECOND).await;
     let counts = status_counts(&responses);
     let calls = flaky.calls.lock().unwrap().clone();
     let failed_calls: u64 = calls.values().map(|(_, f)| f).sum();
@@ -262,16 +247,7 @@ async fn an_outage_longer_than_the_maximum_wait_is_answered_failed_within_the_wa
         sent.insert(id.clone(), SystemTime::now());
         send(&stack, id).await;
     }
-    let messages = read_topic(
-        &stack.bootstrap_servers(),
-        "question.response",
-        ids.len(),
-        60 * SECOND,
-    )
-    .await;
-    stack.stop().await;
-
-    let responses = first_responses(&messages);
+    let responses = answers_then_stop(stack, ids.len(), 60 * SECOND).await;
     assert_eq!(responses.len(), ids.len());
     for (id, (event, at)) in &responses {
         let error = &event["eventData"]["error"];

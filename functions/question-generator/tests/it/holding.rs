@@ -73,12 +73,12 @@ fn code(outcome: &Result<Vec<qgen_contract::events::Question>, GenerationError>)
     }
 }
 
-#[tokio::test]
-async fn while_the_breaker_is_open_a_young_request_is_held_and_an_old_one_fails_at_its_wait() {
+/// Gemini down, and a breaker whose first failure opens it for a minute: no probe comes within
+/// a test.
+async fn down_with_a_breaker_that_opens_for_a_minute() -> (Outage, GeminiStandIn, GeneratorConfig) {
     let outage = Outage::new();
     outage.set_down(true);
     let stand_in = GeminiStandIn::start(outage.clone()).await;
-    // The first failure opens the breaker for a minute: no probe comes within the test.
     let config = config(
         &stand_in.base_url(),
         &[
@@ -86,6 +86,12 @@ async fn while_the_breaker_is_open_a_young_request_is_held_and_an_old_one_fails_
             ("GEMINI_BREAKER_COOLDOWN_MS", "60000"),
         ],
     );
+    (outage, stand_in, config)
+}
+
+#[tokio::test]
+async fn while_the_breaker_is_open_a_young_request_is_held_and_an_old_one_fails_at_its_wait() {
+    let (outage, _stand_in, config) = down_with_a_breaker_that_opens_for_a_minute().await;
     let gemini = client(&config);
 
     let started = Instant::now();
@@ -364,16 +370,7 @@ async fn the_model_that_answered_is_reported_and_a_forwarded_model_is_logged_onc
 #[tokio::test]
 async fn a_held_request_is_named_in_the_partial_batch_response_and_its_answered_neighbours_are_not() {
     // Gemini down, and a breaker that opens at once: every request is held.
-    let outage = Outage::new();
-    outage.set_down(true);
-    let stand_in = GeminiStandIn::start(outage.clone()).await;
-    let config = config(
-        &stand_in.base_url(),
-        &[
-            ("GEMINI_BREAKER_THRESHOLD", "1"),
-            ("GEMINI_BREAKER_COOLDOWN_MS", "60000"),
-        ],
-    );
+    let (_outage, _stand_in, config) = down_with_a_breaker_that_opens_for_a_minute().await;
     let publisher = RecordingPublisher::new();
     let generator = Generator::new(client(&config), &publisher, &config);
     // Two fresh requests on partition 0, one sent an hour ago on partition 1, one invalid.
