@@ -351,7 +351,13 @@ mod tests {
             wait_until: now - minute / 2,
         };
 
-        assert!(young.holds() && !old.holds() && !late.holds());
+        // One whose wait ends with the invocation has no later invocation to wait in.
+        let at_the_end = Deadlines {
+            answer_by: now + minute,
+            wait_until: now + minute,
+        };
+
+        assert!(young.holds() && !old.holds() && !late.holds() && !at_the_end.holds());
         assert!(!Deadlines::no_wait(now + minute).holds());
         assert_eq!(young.wait_limit(), now + minute);
         assert_eq!(old.wait_limit(), now + minute / 2);
