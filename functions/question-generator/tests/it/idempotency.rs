@@ -16,8 +16,8 @@ use qgen_adapters::msk::record_json;
 use qgen_contract::events::{Difficulty, GenerationRequest, RequestEvent, ResponseEvent};
 use qgen_contract::msk::kafka_event;
 use qgen_testkit::{
-    AnswersAsAsked, GeminiStandIn, MotoServer, RecordingPublisher, assert_matches_schema, dynamodb_client,
-    free_port, sample_questions,
+    AnswersAsAsked, GeminiStandIn, MotoServer, Outage, RecordingPublisher, assert_matches_schema,
+    dynamodb_client, free_port, sample_questions,
 };
 use question_generator::config::GeneratorConfig;
 use question_generator::gemini::GeminiClient;
@@ -851,4 +851,39 @@ async fn two_invocations_racing_for_one_request_call_gemini_once_and_the_loser_r
     assert!(redelivered.response.is_success());
     assert_eq!(fx.stand_in.calls().await.len(), 1);
     assert_eq!(responses(&publishers[loser]), answer);
+}
+
+#[tokio::test]
+async fn a_held_request_gives_up_its_claim_so_its_redelivery_is_answered_at_once() {
+    // Gemini down, behind a breaker that opens at its first failure; the shipped maximum wait.
+    let outage = Outage::new();
+    outage.set_down(true);
+    let fx = Fixture::with(GeminiStandIn::start(outage.clone()).await).await;
+    let config = config_with(
+        &fx.stand_in.base_url(),
+        &[
+            ("GEMINI_MAX_WAIT_SECONDS", "1800"),
+            ("GEMINI_BREAKER_THRESHOLD", "1"),
+            ("GEMINI_BREAKER_COOLDOWN_MS", "500"),
+        ],
+    );
+    let gemini = GeminiClient::new(&config.gemini, SecretString::from("test-key")).unwrap();
+    let generator = Generator::new(gemini, &fx.publisher, &config).with_idempotency(Some(store(&fx.client)));
+    let event = batch(vec![delivery(1, &request("req-held", "Python Loops"))]);
+
+    // 7 s left, 5.5 s of it kept to publish: held after 1.5 s, its claim good for 5.5 s more.
+    let held = generator
+        .handle(&event, Instant::now() + Duration::from_secs(7))
+        .await;
+    outage.set_down(false);
+    let redelivered = generator.handle(&event, later()).await;
+
+    assert_eq!((held.held, held.completed), (1, 0), "{held:?}");
+    // Not left to a claim nobody holds any more: answered on the redelivery.
+    assert_eq!(
+        (redelivered.completed, redelivered.in_progress, redelivered.held),
+        (1, 0, 0),
+        "{redelivered:?}"
+    );
+    assert_eq!(responses(&fx.publisher).len(), 1);
 }
