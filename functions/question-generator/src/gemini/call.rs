@@ -240,7 +240,7 @@ impl GeminiClient {
 
 /// How long a used-up prepaid credit (402) stops the calls of an execution environment: one
 /// call per five minutes notices a top-up soon enough without spending a call per request.
-pub(super) const CREDIT_RECHECK: Duration = Duration::from_secs(300);
+const CREDIT_RECHECK: Duration = Duration::from_secs(300);
 
 /// A reqwest error in a few words (the error itself travels as the source).
 fn describe(error: &reqwest::Error) -> &'static str {
