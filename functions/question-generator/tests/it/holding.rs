@@ -128,7 +128,6 @@ async fn a_probe_that_succeeds_wakes_every_waiting_request_and_the_outage_costs_
     let cooldown = 2 * SECOND;
     let config = config(&stand_in.base_url(), &[("GEMINI_BREAKER_COOLDOWN_MS", "2000")]);
     let gemini = Arc::new(client(&config));
-    let started = Instant::now();
 
     let waiting: Vec<_> = (0..8)
         .map(|i| {
@@ -141,10 +140,13 @@ async fn a_probe_that_succeeds_wakes_every_waiting_request_and_the_outage_costs_
             })
         })
         .collect();
-    // Down until the breaker has opened; back before its first probe.
+    // Down until the breaker has opened, and on for one and a half cool-downs after: its first
+    // probe is refused, the second one is answered.
     while gemini.breaker_state() == State::Closed {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let opened = Instant::now();
+    tokio::time::sleep(cooldown * 3 / 2).await;
     outage.set_down(false);
     let back = Instant::now();
     let done: Vec<Instant> = futures::future::join_all(waiting)
@@ -165,12 +167,13 @@ async fn a_probe_that_succeeds_wakes_every_waiting_request_and_the_outage_costs_
     let last = *done.iter().max().unwrap();
     assert!(first - back <= cooldown + SECOND, "{:?}", first - back);
     assert!(last - first < SECOND, "woken {:?} apart", last - first);
-    // While down: the 8 calls in flight when the breaker opened, then one probe per cool-down,
+    // While down: until the breaker opened, the shipped threshold's five failures in a row and
+    // at most the seven other requests' calls in flight; after it, one probe per cool-down,
     // not a call per waiting request.
-    let down_for = back - started;
-    let probes = (down_for.as_millis() / cooldown.as_millis()) as u64 + 1;
+    let open_for = back - opened;
+    let probes = (open_for.as_millis() / cooldown.as_millis()) as u64 + 1;
     assert!(
-        outage.refused() <= 8 + probes,
+        outage.refused() <= 5 + 7 + probes,
         "{} calls refused",
         outage.refused()
     );
