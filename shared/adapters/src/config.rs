@@ -360,4 +360,13 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_question_limit_is_read_from_its_variable_with_the_contracts_default() {
+        let limit = |vars: &[(&str, &str)]| limits(&Vars::new(lookup(vars))).map(|l| l.max_questions);
+
+        assert_eq!(limit(&[]).unwrap(), DEFAULT_MAX_QUESTIONS);
+        assert_eq!(limit(&[("MAX_QUESTIONS_PER_REQUEST", "7")]).unwrap(), 7);
+        assert!(limit(&[("MAX_QUESTIONS_PER_REQUEST", "101")]).is_err());
+    }
 }

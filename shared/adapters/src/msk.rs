@@ -100,6 +100,17 @@ mod tests {
     }
 
     #[test]
+    fn names_the_timestamp_type_as_the_msk_trigger_does() {
+        let at = |ts| {
+            let record = OwnedMessage::new(None, None, "t".into(), ts, 0, 0, None);
+            record_json(&record)["timestampType"].clone()
+        };
+        assert_eq!(at(rdkafka::Timestamp::CreateTime(1)), "CREATE_TIME");
+        assert_eq!(at(rdkafka::Timestamp::LogAppendTime(1)), "LOG_APPEND_TIME");
+        assert_eq!(at(rdkafka::Timestamp::NotAvailable), "NO_TIMESTAMP_TYPE");
+    }
+
+    #[test]
     fn reports_bad_base64_as_an_error() {
         let mut event = kafka_event([record_json(&message(0, 1, b"v"))], "arn", "b");
         let record = event

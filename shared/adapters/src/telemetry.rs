@@ -262,4 +262,40 @@ mod tests {
         );
         assert_eq!(doc["Records"], 4.0);
     }
+
+    /// `silence` is process-wide, so it is tried in a child process: this test binary run
+    /// again for this one test, which emits a record (after `silence` when asked) and a marker.
+    #[test]
+    fn silenced_metrics_are_not_written() {
+        const TEST: &str = "telemetry::tests::silenced_metrics_are_not_written";
+        if let Some(mode) = std::env::var_os("QGEN_SILENCE_CHILD") {
+            if mode == "silent" {
+                silence();
+            }
+            Metrics::new("question-api").count(Metric::Accepted, 1).emit();
+            println!("child done");
+            return;
+        }
+        let stdout = |mode: &str| {
+            let child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+                .env("QGEN_SILENCE_CHILD", mode)
+                .output()
+                .unwrap();
+            assert!(child.status.success(), "{child:?}");
+            String::from_utf8(child.stdout).unwrap()
+        };
+
+        let loud = stdout("loud");
+        let silent = stdout("silent");
+
+        assert!(
+            loud.contains("child done") && loud.contains("\"Accepted\":1.0"),
+            "{loud}"
+        );
+        assert!(
+            silent.contains("child done") && !silent.contains("Accepted"),
+            "{silent}"
+        );
+    }
 }

@@ -129,11 +129,7 @@ impl KafkaPublisher {
     /// unreachable: a new producer would not help) or another caller replaced it already.
     fn recover(&self, failed: &FutureProducer<KafkaContext>, error: &KafkaError) {
         let fatal = failed.client().fatal_error();
-        let timed_out = matches!(
-            error,
-            KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)
-        );
-        if timed_out && fatal.is_none() {
+        if !needs_new_producer(error, fatal.is_some()) {
             return;
         }
         let Ok(mut current) = self.producer.write() else {
@@ -150,6 +146,18 @@ impl KafkaPublisher {
             Err(e) => tracing::error!(error = %e, "delivery failed and no new producer could be built"),
         }
     }
+}
+
+/// Whether a delivery that failed with `error` calls for a new producer: always once the
+/// producer is in a fatal state, never for a plain timeout of a healthy one (the broker is
+/// unreachable: a new producer would not reach it either), and for any other error, since a
+/// fresh producer costs one connection and rules out a wedged one.
+fn needs_new_producer(error: &KafkaError, fatal: bool) -> bool {
+    let timed_out = matches!(
+        error,
+        KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)
+    );
+    fatal || !timed_out
 }
 
 impl EventPublisher for KafkaPublisher {
@@ -200,7 +208,19 @@ mod tests {
         assert_eq!(client.get("acks"), Some("all"));
         assert_eq!(client.get("enable.idempotence"), Some("true"));
         assert_eq!(client.get("message.timeout.ms"), Some("4000"));
+        // Half the message timeout, so a request lost with the broker times out in time.
+        assert_eq!(client.get("request.timeout.ms"), Some("2000"));
         assert_eq!(client.get("compression.type"), Some("lz4"));
+    }
+
+    #[test]
+    fn a_producer_is_replaced_unless_a_healthy_one_only_timed_out() {
+        let timed_out = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        let refused = KafkaError::MessageProduction(RDKafkaErrorCode::Fatal);
+        assert!(!needs_new_producer(&timed_out, false));
+        assert!(needs_new_producer(&timed_out, true));
+        assert!(needs_new_producer(&refused, false));
+        assert!(needs_new_producer(&refused, true));
     }
 
     #[test]

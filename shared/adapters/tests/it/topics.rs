@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use qgen_adapters::config::ApiConfig;
 use qgen_adapters::kafka::auth::KafkaAuth;
-use qgen_adapters::kafka::{DLQ_RETENTION_MS, EVENT_PARTITIONS, EVENT_RETENTION_MS, create_service_topics};
+use qgen_adapters::kafka::{
+    DLQ_RETENTION_MS, EVENT_PARTITIONS, EVENT_RETENTION_MS, TopicSpec, create_service_topics, ensure_topics,
+};
 use qgen_testkit::TansuBroker;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
@@ -55,6 +57,24 @@ async fn creates_the_four_service_topics_and_is_safe_to_run_again() {
     );
     assert_eq!(partitions(&bootstrap, "qgen.dead-letters"), 1);
     assert_eq!(partitions(&bootstrap, "qgen.given-up"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_topics_creates_what_is_missing_and_leaves_what_exists() {
+    let broker = TansuBroker::start(&[]).await;
+    let bootstrap = broker.bootstrap_servers();
+    let mut admin = ClientConfig::new();
+    admin.set("bootstrap.servers", &bootstrap);
+
+    ensure_topics(&admin, &[TopicSpec::new("made.here", 2)])
+        .await
+        .unwrap();
+    // Asked again with another partition count: the topic exists, so it is left as it is.
+    ensure_topics(&admin, &[TopicSpec::new("made.here", 5)])
+        .await
+        .unwrap();
+
+    assert_eq!(partitions(&bootstrap, "made.here"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -258,6 +258,12 @@ mod tests {
         assert!(url.contains("X-Amz-Signature="), "{url}");
         let now_ms = chrono::Utc::now().timestamp_millis();
         assert!(token.lifetime_ms > now_ms && token.lifetime_ms <= now_ms + 900_000 + 1_000);
+        // Logged at cold start: the region shows, the credentials do not.
+        let shown = format!("{auth:?}");
+        assert!(
+            shown.contains("eu-west-1") && !shown.contains("wJalrXUtnFEMI"),
+            "{shown}"
+        );
     }
 
     #[test]
