@@ -62,9 +62,7 @@ pub fn to_redeliver(batch: &[OwnedMessage], redelivery: &Redelivery) -> Vec<Owne
 pub fn commits(batch: &[OwnedMessage], redelivery: &Redelivery) -> BTreeMap<i32, i64> {
     let mut span: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
     for message in batch {
-        let (first, next) = span
-            .entry(message.partition())
-            .or_insert((message.offset(), message.offset() + 1));
+        let (first, next) = span.entry(message.partition()).or_insert((i64::MAX, i64::MIN));
         *first = (*first).min(message.offset());
         *next = (*next).max(message.offset() + 1);
     }

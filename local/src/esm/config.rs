@@ -82,3 +82,18 @@ impl EsmConfig {
         (self.maximum_record_age_seconds >= 0).then(|| self.maximum_record_age_seconds * 1000)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn infinite_retries_are_capped_only_when_records_have_somewhere_to_go() {
+        let mut config = EsmConfig::new("question.request", "question.request.failed");
+        assert_eq!(config.retry_limit(), Some(12));
+        config.maximum_retry_attempts = -1;
+        assert_eq!(config.retry_limit(), Some(RETRIES_WITH_A_DESTINATION));
+        config.on_failure_topic = None;
+        assert_eq!(config.retry_limit(), None);
+    }
+}
