@@ -37,8 +37,10 @@ impl<I: Invoker> Emulator<I> {
             .iter()
             .map(|m| (m.key(), self.failure_value(m, condition, batch)))
             .collect();
-        let mut delay = self.config.retry_base;
+        // The same backoff as a failing batch's retries: `retry_base`, doubling to `retry_max`.
+        let mut tries = 0;
         loop {
+            tries += 1;
             let sends = values.iter().map(|(key, value)| {
                 let mut record: FutureRecord<'_, [u8], Vec<u8>> = FutureRecord::to(topic).payload(value);
                 if let Some(key) = key {
@@ -62,10 +64,9 @@ impl<I: Invoker> Emulator<I> {
             // producer would; `replay` is safe with duplicates.
             tracing::error!(failed, topic = %topic, "could not write to the on-failure topic; retrying");
             tokio::select! {
-                () = tokio::time::sleep(delay) => {}
+                () = tokio::time::sleep(self.config.retry_delay(tries)) => {}
                 () = shutdown.cancelled() => return false,
             }
-            delay = (delay * 2).min(self.config.retry_max);
         }
     }
 

@@ -113,4 +113,47 @@ mod tests {
         assert_eq!(response.batch_item_failures[0].item_identifier.offset, 7);
         assert!(parse_response(r#"{"batchItemFailures":[{"itemIdentifier":"7"}]}"#).is_err());
     }
+
+    /// The Invoke API answers 200 even when the function failed, saying so in
+    /// `X-Amz-Function-Error` with the error as the body (API_Invoke.html): that is a failed
+    /// batch, not a response with no failures.
+    #[tokio::test]
+    async fn a_function_error_or_a_failed_call_fails_the_batch() {
+        use wiremock::matchers::method;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+
+        let invoke = |response: ResponseTemplate| async move {
+            let server = MockServer::start().await;
+            Mock::given(method("POST"))
+                .respond_with(response)
+                .mount(&server)
+                .await;
+            let event = qgen_contract::msk::kafka_event([], "arn", "b");
+            let deadline = Instant::now() + std::time::Duration::from_secs(10);
+            HttpInvoker::new(&server.uri(), "question-generator")
+                .invoke(&event, deadline)
+                .await
+        };
+        let crashed = r#"{"errorType":"Runtime.ExitError","errorMessage":"exit status 101"}"#;
+
+        assert!(
+            invoke(ResponseTemplate::new(200).set_body_string(""))
+                .await
+                .unwrap()
+                .is_success()
+        );
+        let error = invoke(
+            ResponseTemplate::new(200)
+                .insert_header("X-Amz-Function-Error", "Unhandled")
+                .set_body_string(crashed),
+        )
+        .await
+        .unwrap_err();
+        assert!(error.0.contains("Runtime.ExitError"), "{error:?}");
+        assert!(
+            invoke(ResponseTemplate::new(500).set_body_string(""))
+                .await
+                .is_err()
+        );
+    }
 }
