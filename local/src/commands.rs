@@ -6,16 +6,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use qgen_adapters::config::ApiConfig;
-use qgen_adapters::kafka::auth::KafkaAuth;
-use qgen_adapters::kafka::{KafkaPublisher, client_config, create_service_topics, service_topics};
+use qgen_ops::commands::error_chain;
+use qgen_ops::connect::State;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{self, State};
-use crate::replay::{self, ReplayFilter, ReplayOptions};
+use crate::client;
 use crate::stack::{self, UpOptions};
-use crate::timeline;
 
 /// `up`: starts the stack described by `options`, prints where it listens, and stops it on
 /// Ctrl-C.
@@ -59,20 +56,6 @@ pub async fn send(state_file: &Path, body: &Value) -> Result<(), String> {
     }
 }
 
-/// `tail`: prints the response events of the stack recorded in `state_file` until Ctrl-C.
-pub async fn tail(state_file: &Path, from_beginning: bool) -> Result<(), String> {
-    let state = State::load(state_file).map_err(|e| e.to_string())?;
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        stop.cancel();
-    });
-    client::tail(&state.bootstrap, &response_topic(), from_beginning, shutdown)
-        .await
-        .map_err(|e| error_chain(&e))
-}
-
 /// `demo`: sends `body` to the stack recorded in `state_file` and prints its questions when
 /// they arrive (within a minute).
 pub async fn demo(state_file: &Path, body: &Value) -> Result<(), String> {
@@ -86,25 +69,7 @@ pub async fn demo(state_file: &Path, body: &Value) -> Result<(), String> {
     )
     .await
     .map_err(|e| error_chain(&e))?;
-    println!("{}", client::describe(&event));
-    Ok(())
-}
-
-/// `topics`: creates the service's topics on the broker the `KAFKA_*` variables name.
-pub async fn topics(replication: i32) -> Result<(), String> {
-    let config = ApiConfig::from_env().map_err(|e| error_chain(&e))?;
-    let auth = KafkaAuth::resolve(&config.kafka)
-        .await
-        .map_err(|e| error_chain(&e))?;
-    create_service_topics(&config.kafka, &auth, replication)
-        .await
-        .map_err(|e| error_chain(&e))?;
-    for topic in service_topics(&config.kafka, replication) {
-        println!(
-            "{} ({} partitions, replication {replication}): ready",
-            topic.name, topic.partitions
-        );
-    }
+    println!("{}", qgen_ops::tail::describe(&event));
     Ok(())
 }
 
@@ -121,92 +86,7 @@ pub async fn gemini_stand_in(addr: std::net::SocketAddr) -> Result<(), String> {
     server.await.map_err(|e| e.to_string())
 }
 
-/// `replay`: publishes again the records of `from` (default: the failed topic) that `filter`
-/// keeps, to `to` (default: the request topic), on the broker the `KAFKA_*` variables name, and
-/// prints what it did.
-pub async fn replay(
-    from: Option<String>,
-    to: Option<String>,
-    dry_run: bool,
-    filter: ReplayFilter,
-) -> Result<(), String> {
-    let config = ApiConfig::from_env().map_err(|e| error_chain(&e))?;
-    let auth = KafkaAuth::resolve(&config.kafka)
-        .await
-        .map_err(|e| error_chain(&e))?;
-    let mut client = client_config(&config.kafka);
-    auth.apply(&mut client);
-    let publisher = KafkaPublisher::with_auth(&config.kafka, &auth).map_err(|e| error_chain(&e))?;
-    let options = ReplayOptions {
-        from: from.unwrap_or_else(|| config.kafka.failed_topic.clone()),
-        to: to.unwrap_or_else(|| config.kafka.request_topic.clone()),
-        dry_run,
-        filter,
-    };
-    let summary = replay::replay(&client, auth.context(), &publisher, &options)
-        .await
-        .map_err(|e| error_chain(&e))?;
-    println!(
-        "{}: read {}, selected {}, {} {} to {}, {} unreadable (left alone)",
-        options.from,
-        summary.read,
-        summary.selected,
-        if options.dry_run {
-            "would publish"
-        } else {
-            "published"
-        },
-        if options.dry_run {
-            summary.selected
-        } else {
-            summary.published
-        },
-        options.to,
-        summary.unreadable
-    );
-    Ok(())
-}
-
-/// `timeline`: prints the steps of `request_id` read from the service's topics: on the broker
-/// `KAFKA_BOOTSTRAP_SERVERS` names (with the `KAFKA_*` settings), else the running local stack's.
-pub async fn timeline(state_file: &Path, request_id: &str) -> Result<(), String> {
-    let local = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
-        Ok(_) => None,
-        Err(_) => Some(State::load(state_file).map_err(|e| e.to_string())?.bootstrap),
-    };
-    let config = ApiConfig::from_lookup(|var| match (var, &local) {
-        ("KAFKA_BOOTSTRAP_SERVERS", Some(bootstrap)) => Some(bootstrap.clone()),
-        _ => std::env::var(var).ok(),
-    })
-    .map_err(|e| error_chain(&e))?;
-    let auth = KafkaAuth::resolve(&config.kafka)
-        .await
-        .map_err(|e| error_chain(&e))?;
-    let mut client = client_config(&config.kafka);
-    auth.apply(&mut client);
-    let topics = timeline::Topics::from(&config.kafka);
-    let records = timeline::read(&client, auth.context(), &topics.names(), request_id)
-        .await
-        .map_err(|e| error_chain(&e))?;
-    println!(
-        "{}",
-        timeline::render(request_id, &timeline::timeline(&topics, &records))
-    );
-    Ok(())
-}
-
-/// The topic the client commands read responses from.
+/// The topic `demo` reads responses from.
 fn response_topic() -> String {
     std::env::var("KAFKA_QUESTION_RESPONSE_TOPIC").unwrap_or_else(|_| "question.response".to_owned())
-}
-
-/// `error` followed by each of its causes, `: `-separated.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }

@@ -18,9 +18,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerError, local_topics};
-use crate::client::State;
 use crate::esm::{Emulator, EsmConfig, EsmError, HttpInvoker, Invoker};
 use crate::source::{LocalSource, OfflineSource};
+use qgen_ops::connect::State;
 
 /// What `up` can be told.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pending::Batch;
 use super::{Emulator, EsmError, Invoker, batch, now_ms};
-use crate::failed::{RECORD_AGE_EXCEEDED, RETRIES_EXHAUSTED};
+use qgen_contract::on_failure::{RECORD_AGE_EXCEEDED, RETRIES_EXHAUSTED};
 
 /// What became of a try of a batch.
 pub(super) enum Attempted {

@@ -1,4 +1,5 @@
-//! Giving records up: writing them to the on-failure topic as Lambda does ([`crate::failed`]).
+//! Giving records up: writing them to the on-failure topic as Lambda does
+//! ([`qgen_contract::on_failure`]).
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pending::Batch;
 use super::{Emulator, Invoker, now_ms};
-use crate::failed::{
+use qgen_contract::on_failure::{
     FailureRecord, KafkaBatchInfo, RecordInfo, RequestContext, ResponseContext, rfc3339_millis,
 };
 
@@ -70,7 +71,7 @@ impl<I: Invoker> Emulator<I> {
         }
     }
 
-    /// The on-failure record of `message`, as Lambda writes it ([`crate::failed`]).
+    /// The on-failure record of `message`, as Lambda writes it ([`qgen_contract::on_failure`]).
     fn failure_value(&self, message: &OwnedMessage, condition: &str, batch: &Batch) -> Vec<u8> {
         let payload = serde_json::to_value(kafka_event(
             [record_json(message)],

@@ -5,8 +5,8 @@
 //! responses honoured (`ReportBatchItemFailures`: commit up to the reported offset, redeliver
 //! from it); failed records retried with backoff while their partitions stay blocked, at most
 //! `MaximumRetryAttempts` times and while younger than `MaximumRecordAgeInSeconds`; then written
-//! to the on-failure destination topic with the metadata Lambda adds ([`crate::failed`]), and the
-//! partition moves on.
+//! to the on-failure destination topic with the metadata Lambda adds
+//! ([`qgen_contract::on_failure`]), and the partition moves on.
 //!
 //! AWS's pages behind each rule: "Configuring error handling controls for Kafka event sources"
 //! (<https://docs.aws.amazon.com/lambda/latest/dg/kafka-retry-configurations.html>), "Using a

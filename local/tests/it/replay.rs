@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use qgen_local::esm::Emulator;
-use qgen_local::replay::{ReplayError, ReplayFilter, ReplayOptions, ReplaySummary, replay};
+use qgen_ops::replay::{ReplayError, ReplayFilter, ReplayOptions, ReplaySummary, replay};
 use qgen_testkit::{MockBroker, read_topic};
 use rdkafka::Message;
 use rdkafka::consumer::DefaultConsumerContext;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use qgen_adapters::config::ApiConfig;
 use qgen_contract::trace::TraceContext;
 use qgen_local::stack::{UpOptions, up};
-use qgen_local::timeline::{self, Record, Topics};
+use qgen_ops::timeline::{self, Record, Topics};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::DefaultConsumerContext;
 use serde_json::json;

@@ -21,6 +21,7 @@
 //! - [`contracts`]: JSON Schema (`contracts/schemas.rs`), OpenAPI (`contracts/openapi.rs`) and
 //!   AsyncAPI (`contracts/asyncapi.rs`) documents generated from these types.
 //! - [`metrics`]: the CloudWatch metrics the functions emit, which the dashboard and alarms read.
+//! - [`on_failure`]: the records Lambda writes to a Kafka on-failure destination, read back.
 //! - [`offline`]: placeholder questions written without a model (local stack, stand-ins).
 //! - [`prompt`]: the request data the generator sends Gemini, which every stand-in reads back.
 //! - [`trace`]: the W3C `traceparent` every record carries, and how the API starts it.
@@ -32,6 +33,7 @@ pub mod events;
 pub mod metrics;
 pub mod msk;
 pub mod offline;
+pub mod on_failure;
 pub mod order;
 pub mod prompt;
 pub mod trace;

@@ -16,9 +16,9 @@ use std::time::Duration;
 use qgen_adapters::kafka::{
     Delivered, EventPublisher, KafkaPublisher, OutboundRecord, PublishError, client_config,
 };
+use qgen_contract::on_failure::FailureRecord;
 use qgen_local::esm::{Emulator, EsmConfig};
-use qgen_local::failed::FailureRecord;
-use qgen_local::replay::{ReplayFilter, ReplayOptions, replay};
+use qgen_ops::replay::{ReplayFilter, ReplayOptions, replay};
 use qgen_testkit::{GeminiStandIn, MockBroker, MotoServer, produce_request, read_topic};
 use question_generator::gemini::GeminiClient;
 use question_generator::handler::Generator;

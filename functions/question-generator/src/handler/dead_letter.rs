@@ -1,5 +1,5 @@
 //! The DLQ copy of a poison record: the record as it came, with headers that say where it came
-//! from and why it is poison, so a person (or `qgen-local replay`) can fix it and send it back.
+//! from and why it is poison, so a person (or `qgen replay`) can fix it and send it back.
 //! Pure, so the header names that other tools read are pinned by a test.
 
 use qgen_contract::decode::Coordinates;

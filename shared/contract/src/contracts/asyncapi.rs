@@ -31,7 +31,7 @@ fn event_headers(event_type: &str) -> Value {
     })
 }
 
-/// A response's headers: an event's, and its timeline (`qgen-local timeline` reads them).
+/// A response's headers: an event's, and its timeline (`qgen timeline` reads them).
 fn response_headers() -> Value {
     let mut headers = event_headers(RESPONSE_EVENT_TYPE);
     let properties = headers["properties"].as_object_mut().expect("an object");
@@ -134,7 +134,7 @@ pub fn asyncapi() -> Value {
                 "action": "send",
                 "channel": {"$ref": "#/channels/questionRequestFailed"},
                 "summary": "the MSK trigger (Lambda itself) writes the request records it gave up on, after \
-                    MaximumRetryAttempts retries or past MaximumRecordAgeInSeconds; qgen-local replay \
+                    MaximumRetryAttempts retries or past MaximumRecordAgeInSeconds; qgen replay \
                     publishes them to question.request again"
             }
         },

@@ -1,5 +1,5 @@
 //! The records Lambda writes to a Kafka on-failure destination (`question.request.failed`), as
-//! the emulator writes them and `replay` reads them back.
+//! the local trigger emulator writes them and the operator's `qgen replay` reads them back.
 //!
 //! AWS documents the value's shape in "Using a Kafka topic as an on-failure destination",
 //! section record format
@@ -14,8 +14,8 @@
 //! travel inside `payload`); and the condition for a record too old to invoke,
 //! `RecordAgeExceeded` (the page shows only `RetriesExhausted`).
 
+use crate::msk::{record_headers, record_key, record_value};
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
-use qgen_contract::msk::{record_headers, record_key, record_value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -125,7 +125,7 @@ pub enum FailureRecordError {
     Empty,
     /// A field of the record is not base64.
     #[error(transparent)]
-    Record(#[from] qgen_contract::msk::RecordError),
+    Record(#[from] crate::msk::RecordError),
 }
 
 impl FailureRecord {

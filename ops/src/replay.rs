@@ -18,7 +18,7 @@ use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
-use crate::failed::{FailureRecord, OriginalRecord};
+use qgen_contract::on_failure::{FailureRecord, OriginalRecord};
 
 /// Which records to replay; every filter given must match.
 #[derive(Debug, Clone, Default)]

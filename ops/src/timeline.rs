@@ -175,7 +175,7 @@ pub fn render(request_id: &str, steps: &[Step]) -> String {
         let since = Duration::from_millis((step.at_ms - first.at_ms).max(0) as u64);
         out.push_str(&format!(
             "\n  {}  +{:>8.3} s  {}",
-            crate::failed::rfc3339_millis(step.at_ms),
+            qgen_contract::on_failure::rfc3339_millis(step.at_ms),
             since.as_secs_f64(),
             step.what
         ));
