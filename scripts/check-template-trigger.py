@@ -1,5 +1,5 @@
 """Checks the MSK trigger in the expanded CloudFormation template (what `sam deploy` submits):
-the failure path is bounded and recorded as the README's Guarantees say.
+the failure path is bounded and recorded as docs/testing.md's Guarantees say.
 
 1. one AWS::Lambda::EventSourceMapping, on the generator, in provisioned mode (min/max pollers
    from parameters), which the retry controls and a Kafka on-failure destination require;

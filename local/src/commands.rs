@@ -25,7 +25,7 @@ pub async fn up(options: UpOptions) -> Result<(), String> {
         .await
         .map_err(|e| error_chain(&e))?;
     eprintln!(
-        "\nqgen local stack is up{}\n  broker:  {}\n  API:     POST {}{}\n  try:     scripts/local demo   (or curl, see README)\n  stop:    Ctrl-C\n",
+        "\nqgen local stack is up{}\n  broker:  {}\n  API:     POST {}{}\n  try:     scripts/local demo   (or curl, see docs/local.md)\n  stop:    Ctrl-C\n",
         if stack.is_offline() {
             " (OFFLINE question source: placeholders, not an LLM)"
         } else {

@@ -3,8 +3,8 @@
 //! the Gemini stand-in is down, over its quota or flaky, with the generator's shipped defaults
 //! (breaker 5 failures / 30 s, 4 attempts, a 30-minute maximum wait) unless a test says why not.
 //!
-//! Prints its figures (`scripts/test queued:: --no-capture`); BENCHMARKS.md and the README's
-//! Guarantees quote them.
+//! Prints its figures (`scripts/test queued:: --no-capture`); BENCHMARKS.md and the Guarantees
+//! of docs/testing.md quote them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

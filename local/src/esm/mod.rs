@@ -13,7 +13,8 @@
 //! Kafka topic as an on-failure destination"
 //! (<https://docs.aws.amazon.com/lambda/latest/dg/kafka-on-failure-destination.html>). Where
 //! they are silent — the backoff between retries, one destination record per failed record — the
-//! README says what the emulator does instead.
+//! docs/operations.md ("What the emulator cannot reproduce") says what the emulator does
+//! instead.
 //!
 //! This file joins the group and runs the dispatch loop (poll, batch, try, commit, retry);
 //! `config` and [`defaults`] hold the trigger's settings, `pending` the partitions' state between

@@ -1,5 +1,5 @@
 //! The service's topics created through the admin API on a real broker (tansu), as the
-//! README's topic command does against MSK. librdkafka's mock cluster has no CreateTopics.
+//! operator's `qgen topics` does against MSK. librdkafka's mock cluster has no CreateTopics.
 
 use std::time::Duration;
 
