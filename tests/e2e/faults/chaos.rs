@@ -21,7 +21,7 @@ use qgen_contract::prompt::PromptData;
 use qgen_testkit::gemini_reply;
 use wiremock::{Request, Respond, ResponseTemplate};
 
-use super::env_number;
+use super::harness::env_number;
 
 /// The topic of request number `index`; the stand-in reads the number back.
 pub fn topic(index: usize) -> String {

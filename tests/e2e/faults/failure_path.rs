@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{configs, init_logs, post_all, read_responses, serve_api};
+use super::harness::{configs, init_logs, post_all, read_responses, serve_api};
 use secrecy::SecretString;
 
 const REQUEST: &str = "question.request";

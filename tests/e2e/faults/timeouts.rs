@@ -22,7 +22,7 @@ use rdkafka::util::Timeout;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{
+use super::harness::{
     LOAD_MARGIN, RECONNECT_BACKOFF_MAX, check_refusal_times, configs, init_logs, max, median, post_all,
     publish_timeout, serve_api,
 };
