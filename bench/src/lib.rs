@@ -25,8 +25,8 @@
 //! - `cost`: the cost per million requests and the CPU at each MemorySize (printed after 4, as 7).
 //! - `end_to_end`: 5, the local stack over HTTP: throughput and consumer lag.
 //! - `artifacts`: 6, the sizes of the arm64 zips and the release binaries.
-//! - [`capacity`]: the capacity sweep, its model and the recommendation (`qgen-bench capacity`,
-//!   `qgen-bench recommend`).
+//! - [`capacity`]: the capacity sweep (`qgen-bench capacity`): each point measured through the
+//!   local stack, the model fitted by `qgen-planner` and written for it to compile in.
 //! - [`stand_ins`]: the loopback Gemini and Lambda Runtime API servers.
 //! - [`stats`]: percentiles, medians, ratios and how figures are printed.
 
