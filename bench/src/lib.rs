@@ -15,7 +15,8 @@
 //!
 //! - this file: the options, the error, and [`run`], which runs the benchmarks in order.
 //! - `fixtures`: the mock broker, the functions' configuration and the requests measured.
-//! - `publish`: 1, the API handler against a raw produce, its steps, the producer's codecs.
+//! - `publish`: 1, the API handler against a raw produce, its steps, the producer's codecs
+//!   (then [`run`] runs `tansu` and `callgrind`, which use its pair of sides).
 //! - `tansu`: 1 again on a tansu broker process (optional).
 //! - [`callgrind`]: 1 counted in instructions under valgrind, with `qgen-callgrind`'s workload.
 //! - `batch`: 2, the generator's batch time at concurrency 1, 16 and 32.
@@ -49,7 +50,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use fixtures::batch_event;
-pub use memory::parse_vm_hwm;
+pub use process::parse_vm_hwm;
 
 /// How thorough a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +104,8 @@ pub async fn run(options: &BenchOptions) -> Result<(), BenchError> {
     );
     if options.selected(1) {
         publish::publish_path(options).await?;
+        tansu::on_tansu(options.mode).await;
+        callgrind::instruction_counts(&options.target_dir);
     }
     if options.selected(2) {
         batch::batch_throughput(options.mode).await?;

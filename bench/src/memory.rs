@@ -20,14 +20,6 @@ const TARGET_KB: u64 = 64 * 1024;
 /// Benchmark 3's target for exec to the first Runtime API poll, beside the start-up CPU.
 const COLD_START: Duration = Duration::from_millis(50);
 
-/// The `VmHWM:` value of a `/proc/<pid>/status` text, in kB.
-pub fn parse_vm_hwm(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// `us` microseconds, one decimal.
 fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
@@ -247,16 +239,4 @@ fn cost_table(m: &Measured, api_mb: u32, generator_mb: u32) {
         "    each 100 thinking tokens per request add ${:.0} per million requests (billed as output)",
         100.0 * GEMINI_USD_PER_MILLION_OUTPUT_TOKENS
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_peak_rss_from_proc_status() {
-        let status = "Name:\tbootstrap\nVmPeak:\t  200000 kB\nVmHWM:\t   23456 kB\nVmRSS:\t   20000 kB\n";
-        assert_eq!(parse_vm_hwm(status), Some(23_456));
-        assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
-    }
 }

@@ -169,10 +169,7 @@ pub(crate) async fn publish_path(options: &BenchOptions) -> Result<(), BenchErro
     );
     print_comparison(&handler, &produce, "    ");
     handler_steps(n);
-    producer_settings(&pair.kafka, &pair.event, n / 2).await?;
-    crate::tansu::on_tansu(options.mode).await;
-    crate::callgrind::instruction_counts(&options.target_dir);
-    Ok(())
+    producer_settings(&pair.kafka, &pair.event, n / 2).await
 }
 
 /// Where the handler's time over the raw produce goes: its CPU steps timed one by one, with
