@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use qgen_bench::capacity;
-use qgen_bench::{BenchError, BenchOptions, Mode};
+use qgen_bench::{BenchError, BenchOptions, Benchmark, Mode};
 use qgen_planner::{ModelFile, Options};
 
 /// Measure the service (publish latency, batch throughput, cold start, memory, end to end,
@@ -36,10 +36,9 @@ struct Cli {
     /// Skip the Python cold-start comparison.
     #[arg(long)]
     no_python: bool,
-    /// Run only these benchmarks, e.g. `--only 1,3` (1 publish, 2 batch, 3 cold start,
-    /// 4 memory, CPU and cost, 5 end to end, 6 artifacts).
-    #[arg(long, value_delimiter = ',')]
-    only: Vec<u32>,
+    /// Run only these benchmarks, e.g. `--only publish,cold-start`.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Benchmark>,
     #[command(subcommand)]
     command: Option<Command>,
 }

@@ -1,6 +1,6 @@
-//! A release binary started as Lambda starts it, for benchmarks 3 and 4: the environment Lambda
+//! A release binary started as Lambda starts it, for the `cold-start` and `memory` benchmarks: the environment Lambda
 //! gives a function (pointed at the stand-ins), the binary's path, and a child process that is
-//! killed and reaped on drop, or reaped with `wait4` for the CPU time it used; for benchmark 4,
+//! killed and reaped on drop, or reaped with `wait4` for the CPU time it used; for the `memory` benchmark,
 //! a binary run under the Runtime API stand-in and what some of its invocations cost it.
 
 use std::path::Path;

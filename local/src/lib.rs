@@ -20,7 +20,8 @@
 //! - [`timeline`]: `timeline`, one request's steps read back from the topics and their headers.
 //! - [`commands`]: each command of the binary, from parsed arguments to printed outcome.
 //!
-//! The benchmarks are the `qgen-bench` crate (`bench/`), which runs this stack in benchmark 5.
+//! The benchmarks are the `qgen-bench` crate (`bench/`), which runs this stack in its `end-to-end`
+//! benchmark and its capacity sweep.
 
 pub mod broker;
 pub mod client;
