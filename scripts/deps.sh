@@ -25,11 +25,11 @@ ensure_cmake() {
   apt_install cmake
 }
 
-# valgrind: scripts/bench counts benchmark 1's instructions under callgrind; glibc's debug
+# valgrind: scripts/bench counts the publish benchmark's instructions under callgrind; glibc's debug
 # symbols let it count the allocator's internals apart (they vary with thread timing).
 ensure_valgrind() {
   if ! command -v valgrind >/dev/null 2>&1; then
-    log "installing valgrind (counts benchmark 1's instructions)"
+    log "installing valgrind (counts the publish benchmark's instructions)"
     apt_install valgrind
   fi
   if ! dpkg -s libc6-dbg >/dev/null 2>&1; then

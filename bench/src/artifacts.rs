@@ -1,13 +1,13 @@
-//! Benchmark 6, artifacts: the arm64 zips `cargo lambda build` left behind, against Lambda's
+//! The `artifacts` benchmark: the arm64 zips `cargo lambda build` left behind, against Lambda's
 //! limit, and the x86-64 release binaries beside them.
 
 use std::path::Path;
 
 use crate::stats::verdict;
 
-/// Runs benchmark 6 and prints its figures (nothing to fail: a zip not built is reported).
+/// Runs the `artifacts` benchmark and prints its figures (nothing to fail: a zip not built is reported).
 pub(crate) fn artifacts(target_dir: &Path) {
-    println!("\n[6] artifacts: arm64 Lambda zips (Lambda's limit: 50 MB zipped)");
+    println!("\n[artifacts] artifacts: arm64 Lambda zips (Lambda's limit: 50 MB zipped)");
     for function in ["question-api", "question-generator"] {
         let zip = target_dir.join("lambda").join(function).join("bootstrap.zip");
         match std::fs::metadata(&zip) {

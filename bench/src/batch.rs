@@ -1,4 +1,4 @@
-//! Benchmark 2, batch throughput: the generator on one batch of [`BATCH`] requests against a
+//! The `batch` benchmark, batch throughput: the generator on one batch of [`BATCH`] requests against a
 //! Gemini stand-in with a fixed latency, at `GENERATION_CONCURRENCY` 1, 16 and 32, against the
 //! ideal time of `ceil(BATCH / C) × latency`.
 
@@ -15,7 +15,7 @@ use crate::stand_ins::GeminiStandIn;
 use crate::stats::{median, ms, ratio, verdict};
 use crate::{BATCH, BenchError, GEMINI_LATENCY, Mode, fail};
 
-/// Runs benchmark 2 and prints its figures.
+/// Runs the `batch` benchmark and prints its figures.
 pub(crate) async fn batch_throughput(mode: Mode) -> Result<(), BenchError> {
     let repeats = match mode {
         Mode::Quick => 3,
@@ -28,7 +28,7 @@ pub(crate) async fn batch_throughput(mode: Mode) -> Result<(), BenchError> {
         .map_err(|e| fail("gemini stand-in", e))?;
     let event = batch_event(BATCH, &bootstrap)?;
     println!(
-        "\n[2] batch throughput: generator on {BATCH} requests, Gemini stand-in with fixed latency {} ms",
+        "\n[batch] batch throughput: generator on {BATCH} requests, Gemini stand-in with fixed latency {} ms",
         GEMINI_LATENCY.as_millis()
     );
     let mut baseline = None;

@@ -1,4 +1,4 @@
-//! Benchmark 1 counted in instructions rather than timed: the same two calls, each repeated warm
+//! The `publish` benchmark counted in instructions rather than timed: the same two calls, each repeated warm
 //! in its own run of `qgen-callgrind` under `valgrind --tool=callgrind`, which counts the
 //! instructions executed (`Ir`). The count does not depend on what else the machine is doing,
 //! so the ratio holds still where the latency ratio swings.
@@ -42,7 +42,7 @@ pub const WARMUP: usize = 50;
 /// Which call `qgen-callgrind` repeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
-    /// `Api::handle` on benchmark 1's request, answered 202 after the broker's ack.
+    /// `Api::handle` on the `publish` benchmark's request, answered 202 after the broker's ack.
     Handler,
     /// One raw `FutureProducer` send of the same record, awaited until acknowledged.
     Raw,
@@ -102,7 +102,7 @@ fn client_request(_request: u64) {
     }
 }
 
-/// The workload of `qgen-callgrind`: a mock broker, benchmark 1's pair, `warmup` uncounted calls
+/// The workload of `qgen-callgrind`: a mock broker, the `publish` benchmark's pair, `warmup` uncounted calls
 /// of `side`, then `calls` counted ones, each counted from inside the runtime (see the module
 /// documentation). The request is built outside the count, for both sides alike.
 pub fn workload(side: Side, warmup: usize, calls: usize) -> Result<(), BenchError> {
@@ -165,7 +165,7 @@ fn count(binary: &Path, side: Side) -> Result<Counts, BenchError> {
     parse(&text).map_err(|e| BenchError(format!("callgrind output of {side:?}: {e}")))
 }
 
-/// Benchmark 1 in instructions: each side run twice under callgrind; per call, the repeatable
+/// The `publish` benchmark in instructions: each side run twice under callgrind; per call, the repeatable
 /// count (outside glibc's arena code) with both runs' totals, the arena work apart, and the
 /// ratios. Skipped, with the reason printed, without valgrind or the binary.
 pub(crate) fn instruction_counts(target_dir: &Path) {

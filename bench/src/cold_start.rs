@@ -1,4 +1,4 @@
-//! Benchmark 3, cold start: each release binary from exec to its first Runtime API poll, and a
+//! The `cold-start` benchmark: each release binary from exec to its first Runtime API poll, and a
 //! Python function doing the same start-up work for comparison.
 
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ secrets = boto3.client("secretsmanager")
 urllib.request.urlopen("http://%s/2018-06-01/runtime/invocation/next" % os.environ["AWS_LAMBDA_RUNTIME_API"], timeout=60)
 "#;
 
-/// Runs benchmark 3 and prints its figures.
+/// Runs the `cold-start` benchmark and prints its figures.
 pub(crate) async fn cold_start(options: &BenchOptions) -> Result<(), BenchError> {
     let (starts, python_starts) = match options.mode {
         Mode::Quick => (21, 11),
@@ -48,7 +48,9 @@ pub(crate) async fn cold_start(options: &BenchOptions) -> Result<(), BenchError>
     let gemini = GeminiStandIn::start(GEMINI_LATENCY)
         .await
         .map_err(|e| fail("gemini stand-in", e))?;
-    println!("\n[3] cold start: exec -> first Runtime API poll, release binaries, median of {starts}");
+    println!(
+        "\n[cold-start] cold start: exec -> first Runtime API poll, release binaries, median of {starts}"
+    );
     let mut rust_median = Duration::ZERO;
     for function in ["question-api", "question-generator"] {
         let program = binary(&options.target_dir, function)?;

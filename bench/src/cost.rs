@@ -1,5 +1,5 @@
 //! What a million requests cost, and what a `MemorySize` does to the CPU work: arithmetic over
-//! list prices and the figures benchmark 4 measures (no I/O but [`print_row`]'s one line).
+//! list prices and the figures the `memory` benchmark measures (no I/O but [`print_row`]'s one line).
 //!
 //! Lambda gives a function CPU in proportion to its memory, one vCPU at 1,769 MB
 //! (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html>, read 2026-12-03),
@@ -55,7 +55,7 @@ pub const TEMPLATE_BATCH_SIZE: u32 = 10;
 pub const CONCURRENCY: u32 = 16;
 /// Gemini's latency for a 5-question answer in the cost table (the stand-in's is 200 ms).
 pub const REAL_GEMINI_LATENCY: Duration = Duration::from_secs(4);
-/// Benchmark 2's worst batch time over its ideal, `ceil(B / C) × latency` (C = 32).
+/// The `batch` benchmark's worst batch time over its ideal, `ceil(B / C) × latency` (C = 32).
 pub const BATCH_OVERHEAD: f64 = 1.035;
 /// What the API waits for per request: an MSK `acks=all` produce. An assumption: the mock
 /// broker is in-process and measures none.
@@ -65,7 +65,7 @@ pub const RSS_MARGIN: u64 = 2;
 /// ...and its CPU work, stretched to its share of a vCPU, is at most this share of its wait.
 pub const CPU_SHARE_OF_WAIT: f64 = 0.10;
 
-/// What benchmark 4 measured, on a whole core.
+/// What the `memory` benchmark measured, on a whole core.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Measured {
     /// The API's CPU per invocation.
@@ -121,7 +121,7 @@ pub fn cpu_at(cpu: Duration, memory_mb: u32) -> Duration {
 }
 
 /// The generator's wall time for a batch: `ceil(batch / concurrency)` waves of Gemini calls,
-/// times `overhead` (benchmark 2 measures ≤ 1.035 at C = 16 and 32).
+/// times `overhead` (the `batch` benchmark measures ≤ 1.035 at C = 16 and 32).
 pub fn batch_wall(batch: u32, concurrency: u32, gemini_latency: Duration, overhead: f64) -> Duration {
     (gemini_latency * batch.div_ceil(concurrency.max(1))).mul_f64(overhead)
 }

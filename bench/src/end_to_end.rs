@@ -1,4 +1,4 @@
-//! Benchmark 5, end to end: the local stack (embedded broker, offline source) over HTTP, warm,
+//! The `end-to-end` benchmark: the local stack (embedded broker, offline source) over HTTP, warm,
 //! requests accepted and completed per second, and the generator group's consumer lag sampled
 //! meanwhile.
 
@@ -121,7 +121,7 @@ pub(crate) async fn warmed_reader(
     Ok(reader)
 }
 
-/// Runs benchmark 5 and prints its figures.
+/// Runs the `end-to-end` benchmark and prints its figures.
 pub(crate) async fn end_to_end(mode: Mode) -> Result<(), BenchError> {
     let n = match mode {
         Mode::Quick => 2_000,
@@ -194,7 +194,7 @@ pub(crate) async fn end_to_end(mode: Mode) -> Result<(), BenchError> {
     stack.stop().await;
 
     println!(
-        "\n[5] end to end through the local stack (offline source, batch 100, window 500 ms), warm, {n} requests, {in_flight} in flight"
+        "\n[end-to-end] end to end through the local stack (offline source, batch 100, window 500 ms), warm, {n} requests, {in_flight} in flight"
     );
     println!(
         "    accepted (202) {accepted:>6} in {:>8.2} s = {:>7.0} req/s",

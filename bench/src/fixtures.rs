@@ -18,7 +18,7 @@ pub(crate) const REQUEST_TOPIC: &str = "question.request";
 /// The topic the generator publishes responses to.
 pub(crate) const RESPONSE_TOPIC: &str = "question.response";
 const DLQ_TOPIC: &str = "question.request.dlq";
-/// The request body of benchmark 1.
+/// The request body of the `publish` benchmark.
 pub(crate) const BODY: &str = r#"{"topic":"Python Loops","num_questions":5,"difficulty":"medium"}"#;
 
 /// A one-broker mock cluster with the service's topics.
@@ -44,7 +44,7 @@ pub(crate) fn lookup(bootstrap: &str, gemini: Option<&str>) -> impl Fn(&str) -> 
     }
 }
 
-/// The API Gateway request of benchmark 1, carrying [`BODY`].
+/// The API Gateway request of the `publish` benchmark, carrying [`BODY`].
 pub(crate) fn api_request() -> Result<lambda_http::Request, BenchError> {
     http::Request::builder()
         .method(http::Method::POST)
@@ -88,7 +88,7 @@ fn request_messages(n: usize) -> Result<Vec<OwnedMessage>, BenchError> {
         .collect()
 }
 
-/// The MSK batch of benchmark 2: [`BATCH`](crate::BATCH) requests of five questions each.
+/// The MSK batch of the `batch` benchmark: [`BATCH`](crate::BATCH) requests of five questions each.
 pub fn batch_event(n: usize, bootstrap: &str) -> Result<KafkaEvent, BenchError> {
     let messages = request_messages(n)?;
     Ok(kafka_event(

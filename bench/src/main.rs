@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use qgen_bench::capacity::model::Latency;
-use qgen_bench::capacity::{self, ModelFile};
-use qgen_bench::{BenchOptions, Mode};
+use qgen_bench::capacity;
+use qgen_bench::{BenchError, BenchOptions, Benchmark, Mode};
+use qgen_planner::{ModelFile, Options};
 
 /// Measure the service (publish latency, batch throughput, cold start, memory, end to end,
 /// artifact sizes) against local stand-ins and print each figure beside its target. Run it
@@ -36,10 +36,9 @@ struct Cli {
     /// Skip the Python cold-start comparison.
     #[arg(long)]
     no_python: bool,
-    /// Run only these benchmarks, e.g. `--only 1,3` (1 publish, 2 batch, 3 cold start,
-    /// 4 memory, CPU and cost, 5 end to end, 6 artifacts).
-    #[arg(long, value_delimiter = ',')]
-    only: Vec<u32>,
+    /// Run only these benchmarks, e.g. `--only publish,cold-start`.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Benchmark>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -50,16 +49,19 @@ enum Command {
     /// the local stack against a Gemini stand-in (lognormal latency, a per-minute quota); fits
     /// and checks the model, writes points, model and charts, prints recommendations.
     Capacity {
-        /// Where to write points.json, model.json and the charts.
+        /// Where to write points.json and the charts.
         #[arg(long, default_value_os_t = capacity::default_dir())]
         out: PathBuf,
+        /// Where to write the model (by default the file `qgen-planner` compiles in).
+        #[arg(long, default_value = qgen_planner::file::COMMITTED_PATH)]
+        model: PathBuf,
         /// Fit and report from the points of an earlier sweep (its points.json) instead of
         /// measuring.
         #[arg(long)]
         points: Option<PathBuf>,
     },
     /// Partitions, BatchSize, GENERATION_CONCURRENCY, the function timeout and the poller bounds
-    /// for a request rate, from the model the last sweep wrote.
+    /// for a request rate, from the model the last sweep committed (`qgen-planner`'s).
     Recommend {
         /// Target requests per second.
         #[arg(long)]
@@ -74,14 +76,14 @@ enum Command {
         #[arg(long, value_parser = positive)]
         quota_rpm: Option<f64>,
         /// `MaximumBatchingWindowInSeconds` of the trigger (the template's default: 1).
-        #[arg(long, default_value_t = capacity::TEMPLATE_BATCHING_WINDOW)]
+        #[arg(long, default_value_t = qgen_planner::TEMPLATE_BATCHING_WINDOW)]
         batching_window: f64,
         /// Largest request-to-response p99 to accept, seconds (the template's alarm: 60).
-        #[arg(long, default_value_t = capacity::P99_TARGET, value_parser = positive)]
+        #[arg(long, default_value_t = qgen_planner::P99_TARGET, value_parser = positive)]
         p99_target: f64,
-        /// The model file (written by `qgen-bench capacity`).
-        #[arg(long, default_value_os_t = capacity::default_dir().join("model.json"))]
-        model: PathBuf,
+        /// A model file written by `qgen-bench capacity --model` (by default the one compiled in).
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
 }
 
@@ -103,8 +105,8 @@ async fn main() -> ExitCode {
     };
     qgen_local::init_logs(filter);
     match cli.command {
-        Some(Command::Capacity { out, points }) => {
-            return finish(capacity::sweep(&out, points.as_deref()).await);
+        Some(Command::Capacity { out, model, points }) => {
+            return finish(capacity::sweep(&out, &model, points.as_deref()).await);
         }
         Some(Command::Recommend {
             rate,
@@ -115,21 +117,15 @@ async fn main() -> ExitCode {
             batching_window,
             model,
         }) => {
-            let latency = Latency {
-                p50: gemini_p50,
-                p99: gemini_p99.max(gemini_p50),
+            let options = Options {
+                rate,
+                gemini_p50,
+                gemini_p99,
+                quota_rpm,
+                batching_window,
+                p99_target,
             };
-            return finish(ModelFile::load(&model).map(|file| {
-                println!(
-                    "model of {} (held-out error: throughput {:.1} %, p50 {:.1} %)",
-                    file.fitted_at,
-                    file.throughput_error * 100.0,
-                    file.p50_error * 100.0
-                );
-                let model = capacity::deployed(&file.model, batching_window.max(0.0));
-                let r = capacity::recommend::recommend(&model, rate, latency, quota_rpm, p99_target);
-                capacity::recommend::print(rate, latency, &r);
-            }));
+            return finish(recommend(model.as_deref(), &options));
         }
         None => {}
     }
@@ -140,6 +136,20 @@ async fn main() -> ExitCode {
         only: cli.only,
     };
     finish(qgen_bench::run(&options).await)
+}
+
+/// `qgen-planner`'s answer, from the model compiled in or the file at `model`.
+fn recommend(model: Option<&std::path::Path>, options: &Options) -> Result<(), BenchError> {
+    let file = match model {
+        None => ModelFile::committed(),
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| ModelFile::parse(&text).map_err(|e| e.to_string()))
+            .map_err(|e| BenchError(format!("{}: {e}", path.display())))?,
+    };
+    let answer = qgen_planner::recommend_with(&file, options).map_err(|e| BenchError(e.to_string()))?;
+    print!("{answer}");
+    Ok(())
 }
 
 fn finish(outcome: Result<(), qgen_bench::BenchError>) -> ExitCode {

@@ -1,4 +1,4 @@
-//! Benchmark 4, memory and CPU: each release binary's peak resident set (`VmHWM`) and the CPU
+//! The `memory` benchmark, memory and CPU: each release binary's peak resident set (`VmHWM`) and the CPU
 //! time (user + system, from `wait4`, in µs) it spends per request under the Runtime API
 //! stand-in; then what that CPU becomes at each `MemorySize`, and (as 7) what a million
 //! requests cost, from [`crate::cost`].
@@ -17,16 +17,8 @@ use crate::{BATCH, BenchError, BenchOptions, GEMINI_LATENCY, Mode, fail};
 
 /// The target for peak RSS.
 const TARGET_KB: u64 = 64 * 1024;
-/// Benchmark 3's target for exec to the first Runtime API poll, beside the start-up CPU.
+/// The `cold-start` benchmark's target for exec to the first Runtime API poll, beside the start-up CPU.
 const COLD_START: Duration = Duration::from_millis(50);
-
-/// The `VmHWM:` value of a `/proc/<pid>/status` text, in kB.
-pub fn parse_vm_hwm(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-}
 
 /// `us` microseconds, one decimal.
 fn us(d: Duration) -> String {
@@ -46,7 +38,7 @@ fn api_event(template: &Value, i: usize) -> Bytes {
     Bytes::from(event.to_string())
 }
 
-/// Runs benchmark 4 and prints its figures, then the sizing and the cost table (7).
+/// Runs the `memory` benchmark and prints its figures, then the sizing and the cost table (`cost`).
 pub(crate) async fn memory(options: &BenchOptions) -> Result<(), BenchError> {
     let cluster = mock_broker()?;
     let bootstrap = cluster.bootstrap_servers();
@@ -57,7 +49,7 @@ pub(crate) async fn memory(options: &BenchOptions) -> Result<(), BenchError> {
     let stand_ins = (bootstrap.as_str(), gemini_url.as_str());
     let reps = if options.mode == Mode::Full { 9 } else { 5 };
     println!(
-        "\n[4] memory and CPU: peak RSS (VmHWM) and CPU time (user + system, wait4) of each release binary under the Runtime API stand-in"
+        "\n[memory] memory and CPU: peak RSS (VmHWM) and CPU time (user + system, wait4) of each release binary under the Runtime API stand-in"
     );
     println!(
         "    CPU per request = (CPU of warm-up + N requests - CPU of warm-up alone) / N, median of {reps} interleaved pairs"
@@ -217,11 +209,11 @@ fn sizing(m: &Measured) -> (u32, u32) {
     (api, generator)
 }
 
-/// Benchmark 7: USD per million requests at the template's sizes and at the recommended ones.
+/// The cost table (`cost`, printed after `memory`): USD per million requests at the template's sizes and at the recommended ones.
 fn cost_table(m: &Measured, api_mb: u32, generator_mb: u32) {
     let (input, output) = (cost::prompt_chars(), cost::answer_chars());
     println!(
-        "\n[7] cost per million requests, USD list prices (Lambda arm64 us-east-1; gemini-3.6-flash at $1.50/$7.50 per 1M tokens), Gemini latency {} s",
+        "\n[cost] cost per million requests, USD list prices (Lambda arm64 us-east-1; gemini-3.6-flash at $1.50/$7.50 per 1M tokens), Gemini latency {} s",
         REAL_GEMINI_LATENCY.as_secs()
     );
     println!(
@@ -247,16 +239,4 @@ fn cost_table(m: &Measured, api_mb: u32, generator_mb: u32) {
         "    each 100 thinking tokens per request add ${:.0} per million requests (billed as output)",
         100.0 * GEMINI_USD_PER_MILLION_OUTPUT_TOKENS
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_peak_rss_from_proc_status() {
-        let status = "Name:\tbootstrap\nVmPeak:\t  200000 kB\nVmHWM:\t   23456 kB\nVmRSS:\t   20000 kB\n";
-        assert_eq!(parse_vm_hwm(status), Some(23_456));
-        assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
-    }
 }

@@ -1,6 +1,6 @@
-//! A release binary started as Lambda starts it, for benchmarks 3 and 4: the environment Lambda
+//! A release binary started as Lambda starts it, for the `cold-start` and `memory` benchmarks: the environment Lambda
 //! gives a function (pointed at the stand-ins), the binary's path, and a child process that is
-//! killed and reaped on drop, or reaped with `wait4` for the CPU time it used; for benchmark 4,
+//! killed and reaped on drop, or reaped with `wait4` for the CPU time it used; for the `memory` benchmark,
 //! a binary run under the Runtime API stand-in and what some of its invocations cost it.
 
 use std::path::Path;
@@ -134,10 +134,18 @@ pub(crate) fn binary(target_dir: &Path, name: &str) -> Result<String, BenchError
     Ok(path.to_string_lossy().into_owned())
 }
 
+/// The `VmHWM:` value of a `/proc/<pid>/status` text, in kB.
+pub fn parse_vm_hwm(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// `VmHWM` (peak resident set) of `pid`, in kB.
 fn peak_rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    crate::memory::parse_vm_hwm(&status)
+    parse_vm_hwm(&status)
 }
 
 /// One process's life under the Runtime API stand-in.
@@ -259,5 +267,12 @@ mod tests {
         assert!(usage.max_rss_kb > 0, "{usage:?}");
         // Microseconds, not ticks: a figure of whole 10 ms ticks would be a suspicious coincidence.
         assert_ne!(usage.cpu().as_micros() % 10_000, 0, "{usage:?}");
+    }
+
+    #[test]
+    fn reads_the_peak_rss_from_proc_status() {
+        let status = "Name:\tbootstrap\nVmPeak:\t  200000 kB\nVmHWM:\t   23456 kB\nVmRSS:\t   20000 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(23_456));
+        assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
     }
 }

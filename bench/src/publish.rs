@@ -1,4 +1,4 @@
-//! Benchmark 1, the publish path: the API handler's warm latency against the one raw produce it
+//! The `publish` benchmark, the publish path: the API handler's warm latency against the one raw produce it
 //! wraps, where the handler's own time goes, and the producer's compression codecs weighed;
 //! then the same comparison on a tansu broker (`tansu`) and counted in instructions
 //! (`callgrind`).
@@ -51,7 +51,7 @@ async fn raw_send(
         .map_err(|(e, _)| fail("raw produce", e))
 }
 
-/// The two sides of benchmark 1 on one broker: the API handler, a raw producer with the same
+/// The two sides of the `publish` benchmark on one broker: the API handler, a raw producer with the same
 /// settings, and the record the handler produces for [`BODY`] (same size, key and headers).
 pub(crate) struct PublishPair {
     api: Api<KafkaPublisher>,
@@ -155,7 +155,7 @@ pub(crate) fn print_comparison(handler: &[Duration], produce: &[Duration], inden
     );
 }
 
-/// Runs benchmark 1 and prints its figures.
+/// Runs the `publish` benchmark and prints its figures.
 pub(crate) async fn publish_path(options: &BenchOptions) -> Result<(), BenchError> {
     let (warmup, n) = match options.mode {
         Mode::Quick => (200, 2_000),
@@ -165,14 +165,11 @@ pub(crate) async fn publish_path(options: &BenchOptions) -> Result<(), BenchErro
     let pair = PublishPair::new(&cluster.bootstrap_servers())?;
     let (handler, produce) = pair.interleaved(warmup, n).await?;
     println!(
-        "\n[1] publish path: question-api handler vs one raw FutureProducer send, {n} each, interleaved"
+        "\n[publish] publish path: question-api handler vs one raw FutureProducer send, {n} each, interleaved"
     );
     print_comparison(&handler, &produce, "    ");
     handler_steps(n);
-    producer_settings(&pair.kafka, &pair.event, n / 2).await?;
-    crate::tansu::on_tansu(options.mode).await;
-    crate::callgrind::instruction_counts(&options.target_dir);
-    Ok(())
+    producer_settings(&pair.kafka, &pair.event, n / 2).await
 }
 
 /// Where the handler's time over the raw produce goes: its CPU steps timed one by one, with

@@ -1,4 +1,4 @@
-//! Benchmark 1 on a second broker: tansu (an independent Kafka-protocol implementation) as a
+//! The `publish` benchmark on a second broker: tansu (an independent Kafka-protocol implementation) as a
 //! separate process on loopback with SQLite storage, so the produce crosses a real socket to a
 //! broker that writes to disk, as the mock cluster's does not. Optional: skipped, with the
 //! reason printed, when the binary is absent (`$TANSU_BIN`, else `tansu` on the `PATH`;
@@ -111,7 +111,7 @@ fn tansu_binary() -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// Benchmark 1's interleaved comparison on tansu, printed under benchmark 1; a broker that is
+/// The `publish` benchmark's interleaved comparison on tansu, printed under it; a broker that is
 /// absent or does not start is reported, not an error, so the other benchmarks still run.
 pub(crate) async fn on_tansu(mode: Mode) {
     let (warmup, n) = match mode {

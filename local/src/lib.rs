@@ -19,7 +19,8 @@
 //!
 //! The operator's commands (`tail`, `timeline`, `replay`, `topics`) are `qgen` (`ops/`), which
 //! reads this stack's broker from the state file `up` writes. The benchmarks are the
-//! `qgen-bench` crate (`bench/`), which runs this stack in benchmark 5.
+//! `qgen-bench` crate (`bench/`), which runs this stack in its `end-to-end` benchmark and its
+//! capacity sweep.
 
 pub mod broker;
 pub mod client;

@@ -1,4 +1,4 @@
-//! `qgen-callgrind`: one side of benchmark 1 (`handler` or `raw`) repeated warm on a mock
+//! `qgen-callgrind`: one side of the `publish` benchmark (`handler` or `raw`) repeated warm on a mock
 //! broker, for `valgrind --tool=callgrind --collect-atstart=no` to count; the counting is
 //! switched on around each call from inside (see `qgen_bench::callgrind`). `qgen-bench` runs it;
 //! by hand:

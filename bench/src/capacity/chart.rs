@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+use qgen_planner::fit::{Point, predict};
+use qgen_planner::model::{Model, Shape};
 
-use super::fit::Point;
-use super::model::{Model, Shape};
 use crate::{BenchError, fail};
 
 const SIZE: (u32, u32) = (900, 560);
@@ -156,10 +156,7 @@ fn latency(path: &Path, points: &[Point], model: &Model) -> Drawn {
     }
     for (training, style, label) in [(true, colour(0), "fitted on"), (false, colour(3), "held out")] {
         let chosen: Vec<&Point> = points.iter().filter(|p| p.training == training).collect();
-        let predicted: Vec<_> = chosen
-            .iter()
-            .map(|p| (p, super::fit::predict(model, p)))
-            .collect();
+        let predicted: Vec<_> = chosen.iter().map(|p| (p, predict(model, p))).collect();
         chart
             .draw_series(
                 predicted

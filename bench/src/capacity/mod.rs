@@ -5,35 +5,27 @@
 //! through the local stack (the trigger emulator invoking one batch per partition at a time)
 //! against a Gemini stand-in with lognormal latencies and, at two points, a per-minute quota;
 //! fits the model's two constants on the 1- and 6-partition points; checks its predictions on
-//! the rest; writes the points, the model and the charts; and prints recommendations.
-//! `qgen-bench recommend` answers for one rate from the model written last.
+//! the rest; writes the points and the charts to `bench/capacity/` and the model to
+//! `planner/model.json` (which `qgen-planner` compiles in); and prints recommendations. The
+//! model, its fit and the recommendation are `qgen-planner`'s; this module measures.
 //!
 //! # Layout
 //!
-//! - this file: the grid, the sweep's report and the files it writes.
+//! - this file: the grid, and the sweep from measuring to the report.
 //! - `gemini`: the stand-in with latency and quota. `point`: one point through the stack.
-//! - `model`: the model's terms; `sim`: the trigger emulator's rules simulated. `fit`: the
-//!   model's constants from the points, and predictions.
-//! - `recommend`: the search for a shape. `report`: the fit checked, the files, the tables.
-//!   `chart`: the SVG charts.
+//! - `report`: the fit checked, the files written, the tables. `chart`: the SVG charts.
 
 mod chart;
-mod fit;
 mod gemini;
-pub mod model;
 mod point;
-pub mod recommend;
 mod report;
-mod sim;
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use qgen_planner::fit::{Point, Setup};
+use qgen_planner::model::{Latency, Model, Shape};
 
-use self::fit::Point;
-use self::model::{Latency, Model, Shape};
-use self::point::{BATCHING_WINDOW, Setup};
-pub use self::report::{deployed, print_recommendations};
+use self::point::BATCHING_WINDOW;
 use crate::{BenchError, fail};
 
 /// Gemini's latency in the sweep: the ratio of p99 to p50 of a 4 s / 12 s model, ten times
@@ -41,41 +33,8 @@ use crate::{BenchError, fail};
 const SWEEP_LATENCY: Latency = Latency { p50: 0.3, p99: 0.9 };
 /// Held-out points at twice the latency, to check the model scales with it.
 const SLOWER: Latency = Latency { p50: 0.6, p99: 1.8 };
-/// The question the issue asks: Gemini at 4 s median, 12 s p99.
-pub const PRODUCTION_LATENCY: Latency = Latency { p50: 4.0, p99: 12.0 };
-/// The template's `RequestToResponseP99AlarmMs` default, in seconds: the p99 a recommendation
-/// must stay under unless told otherwise.
-pub const P99_TARGET: f64 = 60.0;
-/// The template's `MaximumBatchingWindowInSeconds` (the emulator's default, which a test keeps
-/// equal to the template's), seconds: the window recommendations are made for.
-pub const TEMPLATE_BATCHING_WINDOW: f64 = 1.0;
-/// Largest prediction error allowed on the held-out points.
-pub(crate) const TOLERANCE: f64 = 0.15;
 
-/// The model as the sweep last fitted it, with how well it predicted what it had not seen.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelFile {
-    /// The constants.
-    pub model: Model,
-    /// When the model was fitted (UTC): the sweep's end, or a refit from its points.
-    pub fitted_at: String,
-    /// Held-out points, and the largest |error| of throughput and of the median on them.
-    pub held_out: usize,
-    /// Largest |predicted / measured - 1| of throughput on the held-out points.
-    pub throughput_error: f64,
-    /// The same for the request-to-response median.
-    pub p50_error: f64,
-}
-
-impl ModelFile {
-    /// Reads the file the sweep wrote.
-    pub fn load(path: &Path) -> Result<Self, BenchError> {
-        let text = std::fs::read_to_string(path).map_err(|e| fail(&path.display().to_string(), e))?;
-        serde_json::from_str(&text).map_err(|e| fail(&path.display().to_string(), e))
-    }
-}
-
-/// Where the sweep writes and `recommend` reads: `bench/capacity/` in the checkout.
+/// Where the sweep writes its points and charts: `bench/capacity/` in the checkout.
 pub fn default_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("capacity")
 }
@@ -125,8 +84,8 @@ fn grid() -> Vec<(Setup, bool)> {
 }
 
 /// Runs the sweep (or, given `measured`, reads its points from that file instead), writes
-/// `dir`/{points.json, model.json, *.svg}, prints the report.
-pub async fn sweep(dir: &Path, measured: Option<&Path>) -> Result<(), BenchError> {
+/// `dir`/{points.json, *.svg} and the model to `model`, prints the report.
+pub async fn sweep(dir: &Path, model: &Path, measured: Option<&Path>) -> Result<(), BenchError> {
     let points = match measured {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| fail(&path.display().to_string(), e))?;
@@ -134,7 +93,7 @@ pub async fn sweep(dir: &Path, measured: Option<&Path>) -> Result<(), BenchError
         }
         None => measure().await?,
     };
-    report::report(dir, &points)
+    report::report(dir, model, &points)
 }
 
 /// Measures every point of the grid.
@@ -178,71 +137,9 @@ async fn measure() -> Result<Vec<Point>, BenchError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn the_committed_model_loads_and_met_its_held_out_target() {
-        // `recommend` reads this file by default; a sweep rewrites it.
-        let file = ModelFile::load(&default_dir().join("model.json")).expect("bench/capacity/model.json");
-        assert!(file.held_out >= 10, "{file:?}");
-        assert!(
-            file.throughput_error <= TOLERANCE && file.p50_error <= TOLERANCE,
-            "{file:?}"
-        );
-        assert!(file.model.batch_overhead >= 0.0 && file.model.call_overhead >= 0.0);
-    }
-
-    /// A parameter's `Default:` in `template.yaml` (the line under `  NAME:` that says it).
-    fn template_default(name: &str) -> f64 {
-        let template = include_str!("../../../template.yaml");
-        let at = template
-            .find(&format!("\n  {name}:\n"))
-            .unwrap_or_else(|| panic!("no parameter {name}"));
-        let default = template[at..]
-            .lines()
-            .skip(2)
-            .take_while(|line| line.starts_with("    "))
-            .find_map(|line| line.trim().strip_prefix("Default: "))
-            .unwrap_or_else(|| panic!("{name} has no default"));
-        default.parse().unwrap()
-    }
-
-    /// The API admits more than the default trigger carries at a 4 s Gemini; the defaults are
-    /// consistent because a burst at the API's limit drains before its records age out.
-    #[test]
-    fn a_burst_at_the_apis_limit_drains_before_the_default_triggers_records_age_out() {
-        let file = ModelFile::load(&default_dir().join("model.json")).unwrap();
-        let model = deployed(&file.model, TEMPLATE_BATCHING_WINDOW);
-        let shape = shape(
-            template_default("RequestTopicPartitions") as u32,
-            template_default("BatchSize") as u32,
-            template_default("GenerationConcurrency") as u32,
-        );
-        let carried = model.capacity(shape, PRODUCTION_LATENCY, None);
-        let admitted = template_default("ApiThrottlingRateLimit");
-        let record_age = template_default("MaximumRecordAgeInSeconds");
-
-        // The record admitted last in a burst of T seconds at the API's limit waits behind a
-        // backlog of (admitted - carried) x T, drained at `carried`: the longest burst whose
-        // last record is answered before it is MaximumRecordAgeInSeconds old.
-        let longest = record_age * carried / (admitted - carried);
-        println!(
-            "default trigger carries {carried:.2}/s; the API admits {admitted}/s: a burst of up to {:.0} min drains in time",
-            longest / 60.0
-        );
-        assert!(
-            carried < admitted,
-            "the defaults carry what the API admits: no limit to check"
-        );
-        assert!(
-            longest >= 20.0 * 60.0,
-            "a burst of {longest:.0} s at the API's limit ages out"
-        );
-    }
-
     #[test]
     fn recommendations_use_the_templates_batching_window() {
         let window = qgen_local::esm::defaults::BATCHING_WINDOW.as_secs_f64();
-        assert_eq!(TEMPLATE_BATCHING_WINDOW, window);
+        assert_eq!(qgen_planner::TEMPLATE_BATCHING_WINDOW, window);
     }
 }

@@ -7,48 +7,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use qgen_local::stack::{UpOptions, up};
+use qgen_planner::fit::{Measured, Setup};
+use qgen_planner::model::figures;
 use rdkafka::Message;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::gemini::QuotaGemini;
-use super::model::{Figures, Latency, Shape, figures};
 use crate::end_to_end::{LagSampler, warmed_reader};
 use crate::{BenchError, fail};
-
-/// What a point runs.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Setup {
-    /// Partitions, `BatchSize`, `GENERATION_CONCURRENCY`.
-    pub shape: Shape,
-    /// Gemini's latency.
-    pub latency: Latency,
-    /// Gemini's quota, calls a minute; `None` for none.
-    pub quota_rpm: Option<f64>,
-    /// Requests in the burst.
-    pub requests: usize,
-}
-
-/// What a point measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Measured {
-    /// Throughput and request-to-response percentiles.
-    pub figures: Figures,
-    /// When each request was sent, seconds after the first, sorted.
-    pub arrivals: Vec<f64>,
-    /// `completed` responses a second: how many, over the time to the last of them.
-    pub completed_rate: f64,
-    /// The generator group's largest lag on `question.request`.
-    pub peak_lag: i64,
-    /// The lag sampled every 50 ms: (seconds since the burst, records).
-    pub lag: Vec<(f64, i64)>,
-    /// Gemini calls answered 429.
-    pub throttled: u64,
-    /// Gemini calls in all.
-    pub calls: u64,
-    /// `failed` responses (the rest were `completed`).
-    pub failed: usize,
-}
 
 /// The emulator's `MaximumBatchingWindowInSeconds` in the sweep.
 pub const BATCHING_WINDOW: Duration = Duration::from_millis(100);
@@ -181,6 +147,8 @@ pub async fn run(setup: &Setup, seed: u64) -> Result<Measured, BenchError> {
 
 #[cfg(test)]
 mod tests {
+    use qgen_planner::model::{Latency, Shape};
+
     use super::*;
 
     fn setup(quota_rpm: Option<f64>, requests: usize) -> Setup {

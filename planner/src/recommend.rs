@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::model::{Figures, Latency, Model, Shape};
+use crate::model::{Figures, Latency, Model, Shape};
 
 /// Highest share of capacity the target rate may use: room for bursts and retries.
 pub const UTILISATION: f64 = 0.7;
@@ -151,36 +151,6 @@ pub fn paced_timeout(shape: Shape, quota_rpm: Option<f64>) -> u32 {
 /// invocation that starts late into its hold (the template's 12 for 180 s).
 pub fn retries(timeout: u32) -> u32 {
     (MAX_WAIT / (f64::from(timeout) - PUBLISH_RESERVE)).ceil() as u32 + 1
-}
-
-/// Prints `r` as the template's parameters, with what it predicts.
-pub fn print(rate: f64, latency: Latency, r: &Recommendation) {
-    println!(
-        "for {rate} requests/s with Gemini at p50 {:.2} s, p99 {:.2} s:",
-        latency.p50, latency.p99
-    );
-    println!("  partitions of question.request  {}", r.shape.partitions);
-    println!("  BatchSize                       {}", r.shape.batch_size);
-    println!("  GenerationConcurrency           {}", r.shape.concurrency);
-    println!("  generator Timeout               {} s", r.timeout);
-    println!(
-        "  MaximumRetryAttempts            {} (holds covering GeminiMaxWaitSeconds {MAX_WAIT:.0})",
-        retries(r.timeout)
-    );
-    println!(
-        "  MinimumPollers / MaximumPollers {} / {}",
-        r.pollers.0, r.pollers.1
-    );
-    println!(
-        "  predicted: capacity {:.1} responses/s ({:.0} % used); request to response p50 {:.2} s, p99 {:.2} s",
-        r.capacity,
-        r.utilisation * 100.0,
-        r.steady.p50,
-        r.steady.p99
-    );
-    if let Some(warning) = &r.warning {
-        println!("  WARNING: {warning}");
-    }
 }
 
 fn steady(model: &Model, shape: Shape, latency: Latency, rate: f64) -> Figures {

@@ -1,9 +1,43 @@
-//! Fitting the model's two constants to measured points, and checking it on the others.
+//! The sweep's points (what ran, what was measured), the model's two constants fitted to them,
+//! and its predictions for the others.
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Figures, Model};
-use super::point::{Measured, Setup};
+use crate::model::{Figures, Latency, Model, Shape};
+
+/// What a point of the sweep runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Setup {
+    /// Partitions, `BatchSize`, `GENERATION_CONCURRENCY`.
+    pub shape: Shape,
+    /// Gemini's latency.
+    pub latency: Latency,
+    /// Gemini's quota, calls a minute; `None` for none.
+    pub quota_rpm: Option<f64>,
+    /// Requests in the burst.
+    pub requests: usize,
+}
+
+/// What a point of the sweep measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    /// Throughput and request-to-response percentiles.
+    pub figures: Figures,
+    /// When each request was sent, seconds after the first, sorted.
+    pub arrivals: Vec<f64>,
+    /// `completed` responses a second: how many, over the time to the last of them.
+    pub completed_rate: f64,
+    /// The generator group's largest lag on `question.request`.
+    pub peak_lag: i64,
+    /// The lag sampled every 50 ms: (seconds since the burst, records).
+    pub lag: Vec<(f64, i64)>,
+    /// Gemini calls answered 429.
+    pub throttled: u64,
+    /// Gemini calls in all.
+    pub calls: u64,
+    /// `failed` responses (the rest were `completed`).
+    pub failed: usize,
+}
 
 /// Simulated runs averaged per prediction.
 const RUNS: u64 = 6;
@@ -85,7 +119,6 @@ fn loss(predicted: &Figures, measured: &Figures) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capacity::model::{Latency, Shape};
 
     fn point(model: &Model, partitions: u32, batch_size: u32, training: bool) -> Point {
         let setup = Setup {

@@ -1,6 +1,7 @@
 //! The trigger emulator's dispatch loop (`qgen_local::esm::Emulator::run` and its `Pending`) as
 //! a discrete-event simulation: records become visible at their arrival, batches are cut by the
-//! same rule, invocations end when their last call does.
+//! same rule, invocations end when their last call does. [`Model`]'s methods, which predict by
+//! running it (a burst, a measured burst replayed, a steady stream, the capacity), are here too.
 
 use std::collections::VecDeque;
 
@@ -8,7 +9,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, LogNormal, Uniform};
 
-use super::model::{Latency, Model, Shape};
+use crate::model::{Figures, Latency, Model, Shape, figures};
 
 /// An invocation in flight: when it ends and the partitions it holds.
 struct InFlight {
@@ -17,7 +18,7 @@ struct InFlight {
 }
 
 /// One simulated trigger with its generator.
-pub(super) struct Trigger<'a> {
+struct Trigger<'a> {
     model: &'a Model,
     batch_size: usize,
     slots: usize,
@@ -27,7 +28,7 @@ pub(super) struct Trigger<'a> {
 }
 
 impl<'a> Trigger<'a> {
-    pub(super) fn new(model: &'a Model, shape: Shape, latency: Latency, seed: u64) -> Self {
+    fn new(model: &'a Model, shape: Shape, latency: Latency, seed: u64) -> Self {
         Trigger {
             model,
             batch_size: shape.batch_size.max(1) as usize,
@@ -39,7 +40,7 @@ impl<'a> Trigger<'a> {
     }
 
     /// Each record's response time, for records arriving at `arrivals` (sorted).
-    pub(super) fn run(mut self, arrivals: &[f64]) -> Vec<f64> {
+    fn run(mut self, arrivals: &[f64]) -> Vec<f64> {
         let pick = Uniform::new(0, self.partitions).expect("at least one partition");
         let partition_of: Vec<usize> = arrivals.iter().map(|_| pick.sample(&mut self.rng)).collect();
         let mut queues: Vec<VecDeque<usize>> = vec![VecDeque::new(); self.partitions];
@@ -124,11 +125,152 @@ impl<'a> Trigger<'a> {
     }
 }
 
+impl Model {
+    /// Simulates `arrivals` (seconds, sorted) through `shape`; returns each record's response
+    /// time, in the order of `arrivals`.
+    pub fn simulate(&self, shape: Shape, latency: Latency, arrivals: &[f64], seed: u64) -> Vec<f64> {
+        Trigger::new(self, shape, latency, seed).run(arrivals)
+    }
+
+    /// The figures of a burst of `requests` all at once, averaged over `runs` seeds.
+    pub fn burst(&self, shape: Shape, latency: Latency, requests: usize, runs: u64) -> Figures {
+        self.replay(shape, latency, &vec![0.0; requests], runs)
+    }
+
+    /// The figures of requests arriving at `arrivals` (seconds, sorted), averaged over `runs`
+    /// seeds: a measured burst replayed through the model.
+    pub fn replay(&self, shape: Shape, latency: Latency, arrivals: &[f64], runs: u64) -> Figures {
+        self.average(runs, |seed| {
+            figures(arrivals, &self.simulate(shape, latency, arrivals, seed))
+        })
+    }
+
+    /// The figures of a steady Poisson stream at `rate` per second, `requests` long.
+    pub fn steady(&self, shape: Shape, latency: Latency, rate: f64, requests: usize, runs: u64) -> Figures {
+        self.average(runs, |seed| {
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+            let gap = rand_distr::Exp::new(rate.max(1e-9)).expect("a positive rate");
+            let mut at = 0.0;
+            let arrivals: Vec<f64> = (0..requests)
+                .map(|_| {
+                    at += gap.sample(&mut rng);
+                    at
+                })
+                .collect();
+            figures(&arrivals, &self.simulate(shape, latency, &arrivals, seed))
+        })
+    }
+
+    fn average(&self, runs: u64, run: impl Fn(u64) -> Figures) -> Figures {
+        let runs = runs.max(1);
+        let all: Vec<Figures> = (0..runs).map(|seed| run(seed + 1)).collect();
+        let mean = |f: fn(&Figures) -> f64| all.iter().map(f).sum::<f64>() / runs as f64;
+        Figures {
+            throughput: mean(|f| f.throughput),
+            p50: mean(|f| f.p50),
+            p99: mean(|f| f.p99),
+        }
+    }
+
+    /// Most responses per second `shape` sustains: a long burst's throughput, and at most the
+    /// quota's rate (`quota_rpm` calls a minute, one call per request when nothing fails).
+    pub fn capacity(&self, shape: Shape, latency: Latency, quota_rpm: Option<f64>) -> f64 {
+        let requests = (shape.partitions * shape.batch_size * 20).clamp(200, 20_000) as usize;
+        let simulated = self.burst(shape, latency, requests, 4).throughput;
+        quota_rpm.map_or(simulated, |quota| simulated.min(quota / 60.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Every call takes exactly one second; no overheads.
     const FIXED: Latency = Latency { p50: 1.0, p99: 1.0 };
+
+    fn bare(batching_window: f64) -> Model {
+        Model {
+            batch_overhead: 0.0,
+            call_overhead: 0.0,
+            batching_window,
+        }
+    }
+
+    fn shape(partitions: u32, batch_size: u32, concurrency: u32) -> Shape {
+        Shape {
+            partitions,
+            batch_size,
+            concurrency,
+        }
+    }
+
+    #[test]
+    fn a_burst_on_one_partition_runs_batch_after_batch() {
+        // 40 records, batches of 4 all at once: a batch a second, 4 responses a second.
+        let figures = bare(0.0).burst(shape(1, 4, 4), FIXED, 40, 1);
+        assert!((figures.throughput - 4.0).abs() < 1e-9, "{figures:?}");
+        assert!((figures.p50 - 5.0).abs() < 1e-9, "{figures:?}");
+        assert!((figures.p99 - 10.0).abs() < 1e-9, "{figures:?}");
+    }
+
+    #[test]
+    fn a_concurrency_below_the_batch_size_runs_the_batch_in_waves() {
+        let arrivals = [0.0; 4];
+        let done = bare(0.0).simulate(shape(1, 4, 2), FIXED, &arrivals, 1);
+        assert_eq!(done, [1.0, 1.0, 2.0, 2.0]);
+        let with_overheads = Model {
+            batch_overhead: 0.5,
+            call_overhead: 0.25,
+            batching_window: 0.0,
+        };
+        let done = with_overheads.simulate(shape(1, 4, 2), FIXED, &arrivals, 1);
+        assert_eq!(done, [1.75, 1.75, 3.0, 3.0]);
+    }
+
+    #[test]
+    fn a_lone_record_waits_the_batching_window_and_a_full_batch_does_not() {
+        let model = bare(0.5);
+        assert_eq!(model.simulate(shape(1, 10, 10), FIXED, &[0.0], 1), [1.5]);
+        let full = [0.0, 0.1];
+        assert_eq!(model.simulate(shape(1, 2, 2), FIXED, &full, 1), [1.1, 1.1]);
+    }
+
+    #[test]
+    fn a_partition_busy_with_a_batch_holds_the_next_records_until_it_is_done() {
+        let arrivals = [0.0, 0.2, 0.3];
+        let done = bare(0.0).simulate(shape(1, 10, 10), FIXED, &arrivals, 1);
+        // The first goes alone (no window); the other two wait for it, then go together.
+        assert_eq!(done, [1.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn partitions_multiply_throughput_and_the_tail_slows_big_batches() {
+        let model = bare(0.0);
+        let one = model.burst(shape(1, 10, 10), FIXED, 400, 1).throughput;
+        let four = model.burst(shape(4, 10, 10), FIXED, 1_600, 3).throughput;
+        assert!((3.4..4.6).contains(&(four / one)), "one {one}, four {four}");
+        // With a spread, a batch waits for its slowest call: fewer records a second.
+        let spread = Latency { p50: 1.0, p99: 3.0 };
+        let slow = model.burst(shape(1, 10, 10), spread, 400, 3).throughput;
+        assert!(slow < 0.75 * one, "fixed {one}, spread {slow}");
+    }
+
+    #[test]
+    fn a_steady_stream_below_capacity_comes_out_at_its_own_rate() {
+        // One partition, batches of 10 all at once, 1 s each: capacity 10/s; offered 2/s.
+        let figures = bare(0.0).steady(shape(1, 10, 10), FIXED, 2.0, 2_000, 2);
+        assert!((figures.throughput / 2.0 - 1.0).abs() < 0.1, "{figures:?}");
+        // A record waits for the batch in flight (up to 1 s), then its own (1 s).
+        assert!(figures.p50 > 1.0 && figures.p99 <= 2.0 + 1e-9, "{figures:?}");
+    }
+
+    #[test]
+    fn capacity_is_capped_by_the_quota() {
+        let model = bare(0.0);
+        let free = model.capacity(shape(2, 10, 10), FIXED, None);
+        assert!((free - 20.0).abs() < 1.0, "{free}");
+        assert_eq!(model.capacity(shape(2, 10, 10), FIXED, Some(300.0)), 5.0);
+    }
 
     #[test]
     fn each_call_takes_the_lane_that_frees_first() {
