@@ -12,8 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use qgen_bench::capacity;
-use qgen_bench::{BenchError, BenchOptions, Benchmark, Mode};
-use qgen_planner::{ModelFile, Options};
+use qgen_bench::{BenchOptions, Benchmark, Mode};
 
 /// Measure the service (publish latency, batch throughput, cold start, memory, end to end,
 /// artifact sizes) against local stand-ins and print each figure beside its target. Run it
@@ -60,38 +59,6 @@ enum Command {
         #[arg(long)]
         points: Option<PathBuf>,
     },
-    /// Partitions, BatchSize, GENERATION_CONCURRENCY, the function timeout and the poller bounds
-    /// for a request rate, from the model the last sweep committed (`qgen-planner`'s).
-    Recommend {
-        /// Target requests per second.
-        #[arg(long)]
-        rate: f64,
-        /// Gemini's median latency, seconds.
-        #[arg(long, default_value_t = 4.0, value_parser = positive)]
-        gemini_p50: f64,
-        /// Gemini's 99th-percentile latency, seconds (at least the median).
-        #[arg(long, default_value_t = 12.0, value_parser = positive)]
-        gemini_p99: f64,
-        /// Gemini's requests-per-minute quota, if it should be checked.
-        #[arg(long, value_parser = positive)]
-        quota_rpm: Option<f64>,
-        /// `MaximumBatchingWindowInSeconds` of the trigger (the template's default: 1).
-        #[arg(long, default_value_t = qgen_planner::TEMPLATE_BATCHING_WINDOW)]
-        batching_window: f64,
-        /// Largest request-to-response p99 to accept, seconds (the template's alarm: 60).
-        #[arg(long, default_value_t = qgen_planner::P99_TARGET, value_parser = positive)]
-        p99_target: f64,
-        /// A model file written by `qgen-bench capacity --model` (by default the one compiled in).
-        #[arg(long)]
-        model: Option<PathBuf>,
-    },
-}
-
-fn positive(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(value) if value > 0.0 && value.is_finite() => Ok(value),
-        _ => Err(format!("{text:?} is not a positive number")),
-    }
 }
 
 #[tokio::main]
@@ -104,30 +71,8 @@ async fn main() -> ExitCode {
         _ => "warn,rdkafka=error",
     };
     qgen_local::init_logs(filter);
-    match cli.command {
-        Some(Command::Capacity { out, model, points }) => {
-            return finish(capacity::sweep(&out, &model, points.as_deref()).await);
-        }
-        Some(Command::Recommend {
-            rate,
-            gemini_p50,
-            gemini_p99,
-            quota_rpm,
-            p99_target,
-            batching_window,
-            model,
-        }) => {
-            let options = Options {
-                rate,
-                gemini_p50,
-                gemini_p99,
-                quota_rpm,
-                batching_window,
-                p99_target,
-            };
-            return finish(recommend(model.as_deref(), &options));
-        }
-        None => {}
+    if let Some(Command::Capacity { out, model, points }) = cli.command {
+        return finish(capacity::sweep(&out, &model, points.as_deref()).await);
     }
     let options = BenchOptions {
         mode: if cli.full { Mode::Full } else { Mode::Quick },
@@ -136,20 +81,6 @@ async fn main() -> ExitCode {
         only: cli.only,
     };
     finish(qgen_bench::run(&options).await)
-}
-
-/// `qgen-planner`'s answer, from the model compiled in or the file at `model`.
-fn recommend(model: Option<&std::path::Path>, options: &Options) -> Result<(), BenchError> {
-    let file = match model {
-        None => ModelFile::committed(),
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| ModelFile::parse(&text).map_err(|e| e.to_string()))
-            .map_err(|e| BenchError(format!("{}: {e}", path.display())))?,
-    };
-    let answer = qgen_planner::recommend_with(&file, options).map_err(|e| BenchError(e.to_string()))?;
-    print!("{answer}");
-    Ok(())
 }
 
 fn finish(outcome: Result<(), qgen_bench::BenchError>) -> ExitCode {

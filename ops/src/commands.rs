@@ -100,6 +100,21 @@ pub async fn tail(state_file: &Path, from_beginning: bool) -> Result<(), String>
     .map_err(|e| error_chain(&e))
 }
 
+/// `recommend`: prints `qgen-planner`'s answer for `options`, from the model compiled in or the
+/// model file at `model`.
+pub fn recommend(model: Option<&Path>, options: &qgen_planner::Options) -> Result<(), String> {
+    let file = match model {
+        None => qgen_planner::ModelFile::committed(),
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| qgen_planner::ModelFile::parse(&text).map_err(|e| e.to_string()))
+            .map_err(|e| format!("{}: {e}", path.display()))?,
+    };
+    let answer = qgen_planner::recommend_with(&file, options).map_err(|e| e.to_string())?;
+    print!("{answer}");
+    Ok(())
+}
+
 /// `error` followed by each of its causes, `: `-separated.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

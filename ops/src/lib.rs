@@ -12,7 +12,8 @@
 //! - [`replay`]: `qgen replay`, publishing given-up or dead-lettered records again.
 //! - [`timeline`]: `qgen timeline`, one request's steps read back from the topics and headers.
 //! - [`tail`]: `qgen tail`, the response events as the content service reads them.
-//! - [`commands`]: each command, from parsed arguments to printed outcome.
+//! - [`commands`]: each command, from parsed arguments to printed outcome; `qgen recommend` is
+//!   `qgen-planner`'s answer printed (it reads no broker).
 //!
 //! AWS's on-failure record format, which `replay` reads, is the contract's
 //! ([`qgen_contract::on_failure`]).

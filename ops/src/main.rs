@@ -46,6 +46,10 @@ enum Command {
         /// The request's `request_id`.
         request_id: String,
     },
+    /// Partitions of question.request, BatchSize, GENERATION_CONCURRENCY, the generator's
+    /// Timeout, MaximumRetryAttempts and the pollers for a request rate, from the capacity model
+    /// the last sweep fitted (compiled in; `qgen-bench capacity` refits it). Reads no broker.
+    Recommend(RecommendArgs),
     /// Follow question.response and print each event once (de-duplicated by eventId), as the
     /// content service reads them, until Ctrl-C.
     Tail {
@@ -86,6 +90,38 @@ struct ReplayArgs {
     until: Option<i64>,
 }
 
+#[derive(clap::Args)]
+struct RecommendArgs {
+    /// Target requests per second.
+    #[arg(long, value_parser = positive)]
+    rate: f64,
+    /// Gemini's median latency, seconds.
+    #[arg(long, default_value_t = qgen_planner::PRODUCTION_LATENCY.p50, value_parser = positive)]
+    gemini_p50: f64,
+    /// Gemini's 99th-percentile latency, seconds (at least the median).
+    #[arg(long, default_value_t = qgen_planner::PRODUCTION_LATENCY.p99, value_parser = positive)]
+    gemini_p99: f64,
+    /// Gemini's requests-per-minute quota, if it should be checked.
+    #[arg(long, value_parser = positive)]
+    quota_rpm: Option<f64>,
+    /// `MaximumBatchingWindowInSeconds` of the trigger (the template's default: 1).
+    #[arg(long, default_value_t = qgen_planner::TEMPLATE_BATCHING_WINDOW)]
+    batching_window: f64,
+    /// Largest request-to-response p99 to accept, seconds (the template's alarm: 60).
+    #[arg(long, default_value_t = qgen_planner::P99_TARGET, value_parser = positive)]
+    p99_target: f64,
+    /// A model file written by `qgen-bench capacity --model` (by default the one compiled in).
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value > 0.0 && value.is_finite() => Ok(value),
+        _ => Err(format!("{text:?} is not a positive number")),
+    }
+}
+
 fn parse_time(text: &str) -> Result<i64, String> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
@@ -122,5 +158,16 @@ async fn run(command: Command, state_file: PathBuf) -> Result<(), String> {
         }
         Command::Timeline { request_id } => commands::timeline(&state_file, &request_id).await,
         Command::Tail { from_beginning } => commands::tail(&state_file, from_beginning).await,
+        Command::Recommend(args) => {
+            let options = qgen_planner::Options {
+                rate: args.rate,
+                gemini_p50: args.gemini_p50,
+                gemini_p99: args.gemini_p99,
+                quota_rpm: args.quota_rpm,
+                batching_window: args.batching_window,
+                p99_target: args.p99_target,
+            };
+            commands::recommend(args.model.as_deref(), &options)
+        }
     }
 }

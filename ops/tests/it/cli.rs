@@ -1,5 +1,5 @@
-//! `qgen topics`, `qgen replay --dry-run` and a `qgen` with no broker to talk to, run as
-//! processes.
+//! `qgen topics`, `qgen replay --dry-run`, `qgen recommend` and a `qgen` with no broker to talk
+//! to, run as processes.
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -143,5 +143,52 @@ async fn with_no_broker_named_and_no_local_stack_it_fails_saying_what_to_set() {
     assert!(
         stderr.contains("no running local stack found") && stderr.contains("KAFKA_BOOTSTRAP_SERVERS"),
         "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn recommend_prints_the_planners_answer_for_every_option_given() {
+    let output = qgen(
+        &[
+            "recommend",
+            "--rate",
+            "20",
+            "--gemini-p50",
+            "3",
+            "--gemini-p99",
+            "9",
+            "--quota-rpm",
+            "2000",
+            "--batching-window",
+            "0.5",
+            "--p99-target",
+            "45",
+        ],
+        &[],
+    )
+    .await;
+
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let expected = qgen_planner::recommend(&qgen_planner::Options {
+        rate: 20.0,
+        gemini_p50: 3.0,
+        gemini_p99: 9.0,
+        quota_rpm: Some(2000.0),
+        batching_window: 0.5,
+        p99_target: 45.0,
+    })
+    .unwrap();
+    assert_eq!(text(&output.stdout), expected.to_string());
+}
+
+#[tokio::test]
+async fn recommend_refuses_a_rate_that_is_not_positive_naming_it() {
+    let output = qgen(&["recommend", "--rate", "0"], &[]).await;
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("--rate"),
+        "{}",
+        text(&output.stderr)
     );
 }
