@@ -60,12 +60,12 @@ fn config_with(gemini_url: &str, overrides: &[(&'static str, &str)]) -> Generato
 }
 
 /// The generator with Gemini at `stand_in`, publishing to `publisher`, remembering in `store`
-/// — held as `Option`, as `main` holds what `store_from_env` gives it.
+/// (given as `Some`, as `main` gives what `store_from_env` returns).
 fn generator<'a>(
     stand_in: &GeminiStandIn,
     publisher: &'a RecordingPublisher,
     store: DynamoDbStore,
-) -> Generator<GeminiClient, &'a RecordingPublisher, Option<DynamoDbStore>> {
+) -> Generator<GeminiClient, &'a RecordingPublisher, DynamoDbStore> {
     let config = config(&stand_in.base_url());
     let gemini = GeminiClient::new(&config.gemini, SecretString::from("test-key")).unwrap();
     Generator::new(gemini, publisher, &config).with_idempotency(Some(store))
@@ -102,7 +102,7 @@ impl Fixture {
     }
 
     /// The generator remembering in the table.
-    fn generator(&self) -> Generator<GeminiClient, &RecordingPublisher, Option<DynamoDbStore>> {
+    fn generator(&self) -> Generator<GeminiClient, &RecordingPublisher, DynamoDbStore> {
         generator(&self.stand_in, &self.publisher, store(&self.client))
     }
 }
@@ -603,7 +603,7 @@ fn configured<'a>(
     let idempotency = config.idempotency.clone().unwrap();
     let gemini = GeminiClient::new(&config.gemini, SecretString::from("test-key")).unwrap();
     let store = DynamoDbStore::new(client.clone(), idempotency.table, idempotency.ttl);
-    Generator::new(gemini, publisher, &config).with_idempotency(store)
+    Generator::new(gemini, publisher, &config).with_idempotency(Some(store))
 }
 
 #[tokio::test]
