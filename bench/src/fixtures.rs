@@ -2,9 +2,9 @@
 //! stand-ins, and the requests measured (one API request, a batch of request records).
 
 use aws_lambda_events::event::kafka::KafkaEvent;
-use qgen_adapters::kafka::{HEADER_EVENT_ID, HEADER_EVENT_TYPE};
 use qgen_adapters::msk::record_json;
 use qgen_contract::events::RequestEvent;
+use qgen_contract::headers::{HEADER_EVENT_ID, HEADER_EVENT_TYPE};
 use qgen_contract::msk::kafka_event;
 use qgen_contract::validation::{Limits, parse_request_body};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};

@@ -6,11 +6,9 @@
 use std::time::{Duration, Instant};
 
 use qgen_adapters::config::{ApiConfig, KafkaConfig};
-use qgen_adapters::kafka::{
-    CONTENT_TYPE_JSON, HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_EVENT_TYPE, KafkaPublisher,
-    producer_config,
-};
+use qgen_adapters::kafka::{KafkaPublisher, producer_config};
 use qgen_contract::events::{Difficulty, RequestEvent, ResponseEvent};
+use qgen_contract::headers::{CONTENT_TYPE_JSON, HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_EVENT_TYPE};
 use qgen_contract::validation::{Limits, parse_request_body};
 use question_api::Api;
 use rdkafka::message::{Header, OwnedHeaders};

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use qgen_adapters::config::KafkaConfig;
-use qgen_contract::trace::{
+use qgen_contract::headers::{
     HEADER_BATCH_INVOKED_AT, HEADER_GEMINI_CALLS, HEADER_GEMINI_MODEL, HEADER_GEMINI_MS, TRACEPARENT,
-    TraceContext,
 };
+use qgen_contract::trace::TraceContext;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Headers;

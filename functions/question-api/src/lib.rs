@@ -15,12 +15,14 @@ use qgen_adapters::kafka::{EventPublisher, PublishError, publish_event};
 use qgen_adapters::telemetry::{Metric, Metrics};
 use qgen_contract::api::{Accepted, AcceptedStatus, ApiErrorCode, ErrorResponse, RETRY_AFTER_SECONDS};
 use qgen_contract::events::RequestEvent;
-use qgen_contract::trace::{TRACEPARENT, TraceContext};
+use qgen_contract::headers::TRACEPARENT;
+use qgen_contract::trace::TraceContext;
 use qgen_contract::validation::{Limits, MAX_BODY_BYTES, ValidationError, parse_request_body};
 use serde::Serialize;
 
-/// The `Service` dimension of this function's metrics.
-pub const SERVICE: &str = "question-api";
+/// The `Service` dimension of this function's metrics: the contract's name of the API
+/// ([`qgen_contract::metrics::API`]), under the name the benchmarks know it by.
+pub use qgen_contract::metrics::API as SERVICE;
 
 /// The one route this function serves.
 pub use qgen_contract::api::ROUTE;

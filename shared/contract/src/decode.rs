@@ -8,8 +8,9 @@ use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use serde::Deserialize;
 
 use crate::events::{GenerationRequest, REQUEST_EVENT_TYPE};
+use crate::headers::TRACEPARENT;
 use crate::msk::{record_headers, record_key, record_value};
-use crate::trace::{TRACEPARENT, TraceContext};
+use crate::trace::TraceContext;
 use crate::validation::{Limits, RawRequest, ValidationError, validate};
 
 /// Largest record value decoded; anything bigger is poison. Requests are well under 1 KiB and

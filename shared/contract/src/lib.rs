@@ -15,12 +15,15 @@
 //!   answer away in `validation/tells.rs`). It reads `events`; `events` reads nothing of it.
 //! - [`order`]: the order a question's options are published in (shuffled per request).
 //! - [`api`]: the HTTP bodies of the API (request as documented, 202, errors).
+//! - [`headers`]: the name of every Kafka record header: the envelope's, the trace, a response's
+//!   timeline, a dead letter's `dlq-*`.
 //! - [`decode`]: an MSK record → a request, an answerable invalid request, or poison.
 //! - [`msk`]: Lambda's MSK event (grouping records into a batch, reading one back) and the
 //!   partial batch response.
 //! - [`contracts`]: JSON Schema (`contracts/schemas.rs`), OpenAPI (`contracts/openapi.rs`) and
 //!   AsyncAPI (`contracts/asyncapi.rs`) documents generated from these types.
-//! - [`metrics`]: the CloudWatch metrics the functions emit, which the dashboard and alarms read.
+//! - [`metrics`]: the CloudWatch metrics the functions emit, which the dashboard and alarms read,
+//!   and the two services' names ([`metrics::API`], [`metrics::GENERATOR`]).
 //! - [`on_failure`]: the records Lambda writes to a Kafka on-failure destination, read back.
 //! - [`offline`]: placeholder questions written without a model (local stack, stand-ins).
 //! - [`prompt`]: the request data the generator sends Gemini, which every stand-in reads back.
@@ -30,6 +33,7 @@ pub mod api;
 pub mod contracts;
 pub mod decode;
 pub mod events;
+pub mod headers;
 pub mod metrics;
 pub mod msk;
 pub mod offline;

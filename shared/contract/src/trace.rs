@@ -13,19 +13,6 @@
 
 use uuid::Uuid;
 
-/// The record (and HTTP) header carrying the trace context.
-pub const TRACEPARENT: &str = "traceparent";
-
-/// Response header: when the invocation that answered the request started (RFC 3339, ms).
-pub const HEADER_BATCH_INVOKED_AT: &str = "qgen-batch-invoked-at";
-/// Response header: Gemini calls made for this answer (absent when none was: a replay from the
-/// idempotency store, an invalid request, the offline source).
-pub const HEADER_GEMINI_CALLS: &str = "qgen-gemini-calls";
-/// Response header: their latency added up, in milliseconds.
-pub const HEADER_GEMINI_MS: &str = "qgen-gemini-ms";
-/// Response header: the model of the last call.
-pub const HEADER_GEMINI_MODEL: &str = "qgen-gemini-model";
-
 /// A `traceparent`: the trace, the span that sent it, and the sampled flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {

@@ -104,11 +104,11 @@ async fn an_outage_longer_than_the_retry_cap_is_given_up_recorded_and_replayed()
         KafkaPublisher::new(&generator_config.kafka).unwrap(),
         &generator_config,
     )
-    .with_idempotency(DynamoDbStore::new(
+    .with_idempotency(Some(DynamoDbStore::new(
         table,
         "qgen-idempotency",
         Duration::from_secs(3_600),
-    ));
+    )));
     let client = client_config(&generator_config.kafka);
     let emulator = Emulator::new(&client, trigger(2), generator).unwrap();
     let esm = tokio::spawn({

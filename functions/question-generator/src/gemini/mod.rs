@@ -18,19 +18,25 @@
 //!
 //! # Layout
 //!
-//! - [`GeminiClient`] (here): the client type, built once per execution environment.
+//! - [`GeminiClient`] (here): the client type, built once per execution environment, and the
+//!   [`QuestionSource`] it is. Its methods are split by job over three files: here (building
+//!   it), `call` (one call) and `policy` (the calls of one request).
 //! - `schema`: the response schema sent as structured output, generated from [`QuestionSet`].
 //! - `prompt`: the `generateContent` body, with the request quoted as data ([`build_request`]).
 //! - `reply`: reading and checking a reply ([`parse_reply`]) and its token usage.
 //! - `error_body`: Gemini's error bodies: the message, `RetryInfo` and a per-day `QuotaFailure`.
 //! - `key`: where the API key comes from ([`api_key`]).
-//! - `call`: one HTTP call, classified as questions, throttled, transient, unusable, next
-//!   model or final. `tally`: the per-request tally of calls, latency, tokens and the model
-//!   that answered (span fields and EMF metrics).
+//! - `call`: one HTTP call: sent, classified, then reported to the circuit breaker in one
+//!   place; it comes to questions, throttled, transient, unusable, next model or final.
+//! - `classify`: what a reply (or a failed call) means for the retry policy and for the
+//!   breaker (pure).
+//! - `tally`: the per-request tally of calls, latency, tokens and the model that answered
+//!   (span fields and EMF metrics).
 //! - `policy`: retries, the repair call, the deadline, the pace and the breaker around the
 //!   calls, and waiting for Gemini as a whole to answer again.
 
 mod call;
+mod classify;
 mod error_body;
 mod key;
 mod policy;

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use qgen_adapters::telemetry::{Metric, Metrics};
+use qgen_contract::metrics::GENERATOR;
 
 use super::reply::Usage;
-use crate::handler::SERVICE;
 use crate::source::Calls;
 
 /// Totals over the calls made for one request, recorded on the request's span and emitted as
@@ -52,7 +52,7 @@ impl Tally {
     pub(super) fn metrics(&self) -> Option<Metrics> {
         let model = self.model.as_ref()?;
         Some(
-            Metrics::new(SERVICE)
+            Metrics::new(GENERATOR)
                 .dimension("Model", model.as_str())
                 .count(Metric::GeminiCalls, self.calls)
                 .duration(Metric::GeminiLatency, Duration::from_millis(self.latency_ms))

@@ -1,6 +1,8 @@
-//! Answering one request of the batch and its duplicates: a request answered before is
-//! re-published from the idempotency store, one held by another invocation is left to it, and
-//! only a request this invocation holds (or that the store cannot vouch for) is generated.
+//! Answering one request of the batch and its duplicates, around the pure decisions of
+//! `decision`: the idempotency store's claim decides between re-publishing a stored answer,
+//! leaving the request to the invocation that holds it, a conflict, and generating; the answer
+//! is published, the store is told how a claimed request ended, and the duplicates get the same
+//! answer.
 
 use std::time::SystemTime;
 
@@ -8,17 +10,20 @@ use qgen_adapters::kafka::{EventPublisher, PublishError};
 use qgen_adapters::telemetry::{Metric, Metrics};
 use qgen_contract::decode::Coordinates;
 use qgen_contract::events::ResponseEvent;
+use qgen_contract::metrics::GENERATOR;
 use qgen_contract::order::shuffle_options;
+use qgen_contract::trace::TraceContext;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::decision::{Answer, Decision, Settlement, decide, held, settlement};
 use super::plan::{Job, conflict};
 use super::report::Outcome;
 use super::respond::ResponseRecord;
-use super::{Batch, Generator, SERVICE};
+use super::{Batch, Generator};
 use crate::deadline;
 use crate::idempotency::{Claim, IdempotencyStore};
-use crate::source::{Calls, Deadlines, GenerationError, QuestionSource};
+use crate::source::{Deadlines, GenerationError, QuestionSource};
 
 impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, I> {
     /// Answers a request and its duplicates in the batch: from the store when it was answered
@@ -49,77 +54,82 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
             total_tokens = tracing::field::Empty,
         );
         async {
-            let claim = match self.store.claim(&request_id, &job.hash, batch.claim_until).await {
-                Ok(claim) => Some(claim),
-                Err(e) => {
-                    // Losing a request is worse than paying for a duplicate generation.
-                    tracing::warn!(error = %e, "idempotency store unavailable; generating without it");
-                    None
-                }
-            };
-            let response = match claim {
-                Some(Claim::Completed(stored)) => {
+            let (answer, claimed) = match decide(self.claim(&job, batch).await) {
+                Decision::Replay(stored) => {
                     tracing::info!(event_id = %stored.event_id, "answered before: re-publishing the stored response");
-                    Metrics::new(SERVICE).count(Metric::IdempotentReplays, 1).emit();
-                    Some(*stored)
+                    Metrics::new(GENERATOR).count(Metric::IdempotentReplays, 1).emit();
+                    (Answer::Publish(stored, None), false)
                 }
-                Some(Claim::InProgress { until }) => {
+                Decision::LeaveToOther { until } => {
                     let seconds_left = until
                         .duration_since(SystemTime::now())
                         .unwrap_or_default()
                         .as_secs();
                     tracing::info!(seconds_left, "being answered by another invocation; its partition will be redelivered from here");
-                    None
+                    (Answer::InProgress, false)
                 }
-                Some(Claim::Conflict) => {
+                Decision::Conflict => {
                     tracing::warn!("request_id reused for different content");
-                    Some(conflict(&job.event_id, &request_id))
+                    let response = conflict(&job.event_id, &request_id);
+                    (Answer::Publish(Box::new(response), None), false)
                 }
-                Some(Claim::Acquired) | None => {
-                    let Some((response, calls)) = self.generate(&job, batch).await else {
-                        // Held: nothing published; the claim goes, so the redelivery may answer it.
-                        if claim.is_some() {
-                            self.release(&job).await;
-                        }
-                        return self
-                            .answer_duplicates(&job, None, Ok(Outcome::Held), batch)
-                            .await;
-                    };
-                    let record = ResponseRecord {
-                        trace,
-                        requested_at: job.origin.requested_at,
-                        invoked_at: batch.invoked_at,
-                        calls: calls.as_ref(),
-                    };
-                    let published = self.publish_response(&response, &record).await;
-                    if claim.is_some() {
-                        self.settle(&job, &response).await;
-                    }
-                    return self
-                        .answer_duplicates(&job, Some(&response), published, batch)
-                        .await;
-                }
+                Decision::Generate { claimed } => (self.generate(&job, batch).await, claimed),
             };
-            let record = ResponseRecord {
-                trace,
-                requested_at: job.origin.requested_at,
-                invoked_at: batch.invoked_at,
-                calls: None,
-            };
-            let published = match &response {
-                Some(response) => self.publish_response(response, &record).await,
-                None => Ok(Outcome::InProgress),
-            };
-            self.answer_duplicates(&job, response.as_ref(), published, batch)
+            // Published before the store hears of it: a `completed` answer is kept even when
+            // publishing failed, so the batch's retry re-publishes it without generating again.
+            let first = self.publish_answer(&answer, &job, trace, batch).await;
+            self.settle(&job, settlement(claimed, &answer)).await;
+            self.answer_duplicates(&job, answer.response(), first, batch)
                 .await
         }
         .instrument(span)
         .await
     }
 
+    /// The store's claim on the job's request, until this invocation's deadline; `None` when
+    /// there is no store or it did not answer.
+    async fn claim(&self, job: &Job, batch: &Batch) -> Option<Claim> {
+        let store = self.store.as_ref()?;
+        match store
+            .claim(&job.request.request_id, &job.hash, batch.claim_until)
+            .await
+        {
+            Ok(claim) => Some(claim),
+            Err(e) => {
+                // Losing a request is worse than paying for a duplicate generation.
+                tracing::warn!(error = %e, "idempotency store unavailable; generating without it");
+                None
+            }
+        }
+    }
+
+    /// Publishes the job's own answer, in its request's trace; nothing for one held or left to
+    /// another invocation.
+    async fn publish_answer(
+        &self,
+        answer: &Answer,
+        job: &Job,
+        trace: TraceContext,
+        batch: &Batch,
+    ) -> Result<Outcome, PublishError> {
+        match answer {
+            Answer::Publish(response, calls) => {
+                let record = ResponseRecord {
+                    trace,
+                    requested_at: job.origin.requested_at,
+                    invoked_at: batch.invoked_at,
+                    calls: calls.as_ref(),
+                };
+                self.publish_response(response, &record).await
+            }
+            Answer::Held => Ok(Outcome::Held),
+            Answer::InProgress => Ok(Outcome::InProgress),
+        }
+    }
+
     /// Questions for the job's request, as its response event, and the model calls made; or
-    /// `None` when the request is held ([`held`]).
-    async fn generate(&self, job: &Job, batch: &Batch) -> Option<(ResponseEvent, Option<Calls>)> {
+    /// [`Answer::Held`] ([`held`]).
+    async fn generate(&self, job: &Job, batch: &Batch) -> Answer {
         let request = &job.request;
         let started = std::time::Instant::now();
         let deadlines = Deadlines {
@@ -148,18 +158,18 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 reason = %outcome.as_ref().err().map(GenerationError::message).unwrap_or_default(),
                 "held: gemini could not answer in time; the record is redelivered"
             );
-            Metrics::new(SERVICE)
+            Metrics::new(GENERATOR)
                 .count(Metric::Held, 1)
                 .duration(Metric::HeldFor, waited)
                 .emit();
-            return None;
+            return Answer::Held;
         }
         // Outcome: `completed` or the failure's stable code, a small closed set.
         let label = match &outcome {
             Ok(_) => "completed",
             Err(e) => e.code().as_str(),
         };
-        Metrics::new(SERVICE)
+        Metrics::new(GENERATOR)
             .dimension("Outcome", label)
             .count(Metric::Responses, 1)
             .duration(Metric::GenerationLatency, started.elapsed())
@@ -172,37 +182,36 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 shuffle_options(&mut questions, &request.request_id);
                 let mut response = ResponseEvent::completed(&job.event_id, &request.request_id, questions);
                 response.event_data.source = self.source.label().map(str::to_owned);
-                Some((response, calls))
+                Answer::Publish(Box::new(response), calls)
             }
             Err(e) => {
                 tracing::warn!(code = e.code().as_str(), error = e.message(), "generation failed");
                 let response =
                     ResponseEvent::failed(&job.event_id, &request.request_id, e.to_response_error());
-                Some((response, calls))
+                Answer::Publish(Box::new(response), calls)
             }
         }
     }
 
-    /// Gives up the claim on a request, so another invocation may answer it.
-    async fn release(&self, job: &Job) {
-        if let Err(e) = self.store.release(&job.request.request_id, &job.hash).await {
-            // The claim expires at the deadline; the redelivery waits for it.
-            tracing::warn!(error = %e, "could not release the claim in the idempotency store");
-        }
-    }
-
-    /// Keeps a `completed` response for duplicates — even when publishing it failed, so the
-    /// batch's retry re-publishes it without generating again — and gives up the claim on a
-    /// `failed` one, so a retry of the request may succeed.
-    async fn settle(&self, job: &Job, response: &ResponseEvent) {
+    /// Tells the store how a claimed request ended ([`settlement`]): keeps a `completed` answer
+    /// for duplicates, or gives up the claim so a retry or the redelivery may answer.
+    async fn settle(&self, job: &Job, settled: Settlement<'_>) {
+        let Some(store) = &self.store else { return };
         let request_id = &job.request.request_id;
-        let result = match response.event_data.error {
-            None => self.store.complete(request_id, &job.hash, response).await,
-            Some(_) => return self.release(job).await,
-        };
-        if let Err(e) = result {
-            // The claim expires at the deadline; a duplicate after it generates again.
-            tracing::warn!(error = %e, "could not record the outcome in the idempotency store");
+        match settled {
+            Settlement::Keep(response) => {
+                if let Err(e) = store.complete(request_id, &job.hash, response).await {
+                    // The claim expires at the deadline; a duplicate after it generates again.
+                    tracing::warn!(error = %e, "could not record the outcome in the idempotency store");
+                }
+            }
+            Settlement::Release => {
+                if let Err(e) = store.release(request_id, &job.hash).await {
+                    // The claim expires at the deadline; the redelivery waits for it.
+                    tracing::warn!(error = %e, "could not release the claim in the idempotency store");
+                }
+            }
+            Settlement::Nothing => {}
         }
     }
 
@@ -236,19 +245,5 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
             outcomes.push((duplicate.source.clone(), outcome));
         }
         outcomes
-    }
-}
-
-/// Whether a request that came to `outcome` is held rather than answered (pure): the source
-/// said so, or the invocation's time ran out while the request may still wait. Every other
-/// failure is answered, as it always was.
-pub(super) fn held(
-    outcome: &Result<Vec<qgen_contract::events::Question>, GenerationError>,
-    deadlines: &Deadlines,
-) -> bool {
-    match outcome {
-        Err(GenerationError::Held { .. }) => true,
-        Err(GenerationError::DeadlineExceeded) => deadlines.holds(),
-        _ => false,
     }
 }

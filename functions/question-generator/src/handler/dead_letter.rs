@@ -1,17 +1,10 @@
 //! The DLQ copy of a poison record: the record as it came, with headers that say where it came
 //! from and why it is poison, so a person (or `qgen replay`) can fix it and send it back.
-//! Pure, so the header names that other tools read are pinned by a test.
+//! Pure, so the headers (named in [`qgen_contract::headers`], which other tools read) are pinned
+//! by a test.
 
 use qgen_contract::decode::Coordinates;
-
-/// DLQ header: the topic the record came from.
-pub const DLQ_SOURCE_TOPIC: &str = "dlq-source-topic";
-/// DLQ header: the partition the record came from.
-pub const DLQ_SOURCE_PARTITION: &str = "dlq-source-partition";
-/// DLQ header: the offset the record had.
-pub const DLQ_SOURCE_OFFSET: &str = "dlq-source-offset";
-/// DLQ header: why it is poison.
-pub const DLQ_ERROR: &str = "dlq-error";
+use qgen_contract::headers::{DLQ_ERROR, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC};
 
 /// The headers of the DLQ copy of the record at `source`: its own headers, in order, then its
 /// topic, partition and offset and the `reason` it is poison.

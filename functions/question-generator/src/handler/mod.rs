@@ -19,9 +19,15 @@
 //!
 //! # Layout
 //!
-//! - [`Generator`] (here): the batch's orchestration: plan it, work it concurrently, report.
+//! [`Generator`]'s methods are split by step over three files: here, the batch (plan it, work it
+//! concurrently, answer the invalid requests, dead-letter the poison, report); `answer`, one
+//! request; `respond`, publishing one response.
+//!
 //! - `plan`: the records as work, duplicates grouped under the first of their `request_id` (pure).
-//! - `answer`: one request: the idempotency claim, generation, and its duplicates' answers.
+//! - `answer`: one request: the idempotency claim, generation, and its duplicates' answers,
+//!   around the decisions of `decision`.
+//! - `decision`: what to do from the store's claim, whether a request is held, what the store
+//!   is told afterwards (pure).
 //! - `report`: the [`BatchReport`] and the partial batch response it carries (pure).
 //! - `dead_letter`: the DLQ copy of a poison record and its `dlq-*` headers (pure).
 //! - `respond`: publishing a response: its trace, its timeline headers, the request-to-response
@@ -29,6 +35,7 @@
 
 mod answer;
 mod dead_letter;
+mod decision;
 mod plan;
 mod report;
 mod respond;
@@ -40,21 +47,21 @@ use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
 use qgen_adapters::kafka::{EventPublisher, OutboundRecord, PublishError};
 use qgen_adapters::telemetry::{Metric, Metrics};
-use qgen_contract::decode::{Coordinates, Decoded, Origin, decode_batch};
+use qgen_contract::decode::{Coordinates, Origin, decode_batch};
 use qgen_contract::events::{ErrorCode, ResponseError, ResponseEvent};
+use qgen_contract::metrics::GENERATOR;
 use qgen_contract::validation::{Limits, ValidationError};
 use tokio::time::Instant;
 
 use crate::config::GeneratorConfig;
 use crate::deadline;
-use crate::idempotency::{IdempotencyStore, NoStore};
+use crate::idempotency::{DynamoDbStore, IdempotencyStore};
 use crate::source::QuestionSource;
 use dead_letter::dlq_headers;
-use plan::{Job, Work, group};
+use plan::{Work, group};
 use report::Outcome;
 use respond::ResponseRecord;
 
-pub use dead_letter::{DLQ_ERROR, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC};
 pub use report::BatchReport;
 
 /// The invocation, as each of its records sees it.
@@ -67,15 +74,13 @@ pub(super) struct Batch {
     pub(super) invoked_at: SystemTime,
 }
 
-/// The `Service` dimension of this function's metrics.
-pub const SERVICE: &str = "question-generator";
-
 /// The generator: a question source, a publisher and an idempotency store built once per
 /// execution environment.
-pub struct Generator<S, P, I = NoStore> {
+pub struct Generator<S, P, I = DynamoDbStore> {
     source: S,
     publisher: P,
-    store: I,
+    /// `None`: no store; every request is generated (duplicates within a batch still once).
+    store: Option<I>,
     response_topic: String,
     dlq_topic: String,
     concurrency: usize,
@@ -92,7 +97,7 @@ impl<S: QuestionSource, P: EventPublisher> Generator<S, P> {
         Generator {
             source,
             publisher,
-            store: NoStore,
+            store: None,
             response_topic: config.kafka.response_topic.clone(),
             dlq_topic: config.kafka.dlq_topic.clone(),
             concurrency: config.concurrency.max(1),
@@ -106,8 +111,9 @@ impl<S: QuestionSource, P: EventPublisher> Generator<S, P> {
 
 impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, I> {
     /// The same generator, remembering answers in `store` so duplicates across batches are not
-    /// generated again.
-    pub fn with_idempotency<J: IdempotencyStore>(self, store: J) -> Generator<S, P, J> {
+    /// generated again; `None` (what [`crate::idempotency::store_from_env`] gives without
+    /// `IDEMPOTENCY_TABLE`) keeps it without a store.
+    pub fn with_idempotency<J: IdempotencyStore>(self, store: Option<J>) -> Generator<S, P, J> {
         Generator {
             source: self.source,
             publisher: self.publisher,
@@ -135,7 +141,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
         let decoded = decode_batch(event, &self.limits);
         let records = decoded.len();
         tracing::Span::current().record("records", records);
-        Metrics::new(SERVICE)
+        Metrics::new(GENERATOR)
             .count(Metric::Records, records as u64)
             .emit();
         let generation_deadline = deadline::generation_deadline(deadline, self.publish_reserve);
@@ -164,33 +170,23 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
     async fn process(&self, work: Work, batch: &Batch) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
         match work {
             Work::Request(job) => self.answer(job, batch).await,
-            // `group` makes every request a job; one that came here anyway is still answered.
-            Work::Settle(Decoded::Request {
-                source,
-                event_id,
-                request,
-                origin,
-            }) => {
-                self.answer(Job::new(source, event_id, request, origin), batch)
-                    .await
-            }
-            Work::Settle(Decoded::Invalid {
+            Work::Invalid {
                 source,
                 event_id,
                 request_id,
                 error,
                 origin,
-            }) => vec![(
+            } => vec![(
                 source,
                 self.invalid(&event_id, &request_id, &error, origin, batch).await,
             )],
-            Work::Settle(Decoded::Poison {
+            Work::Poison {
                 source,
                 key,
                 value,
                 headers,
                 reason,
-            }) => {
+            } => {
                 let outcome = self
                     .dead_letter(&source, key.as_deref(), value.as_deref(), &headers, &reason)
                     .await;
@@ -210,7 +206,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
     ) -> Result<Outcome, PublishError> {
         let trace = origin.trace_or_new();
         tracing::info!(request_id = %request_id, trace_id = %trace.trace_id(), field = %error.field, "invalid request");
-        Metrics::new(SERVICE)
+        Metrics::new(GENERATOR)
             .dimension("Outcome", ErrorCode::InvalidRequest.as_str())
             .count(Metric::Responses, 1)
             .emit();
@@ -248,7 +244,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
             reason,
             "poison record sent to the DLQ"
         );
-        Metrics::new(SERVICE).count(Metric::DeadLettered, 1).emit();
+        Metrics::new(GENERATOR).count(Metric::DeadLettered, 1).emit();
         let headers = dlq_headers(source, original_headers, reason);
         let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         self.publisher

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use qgen_contract::decode::{Coordinates, Decoded, Origin};
 use qgen_contract::events::{ErrorCode, GenerationRequest, ResponseError, ResponseEvent};
+use qgen_contract::validation::ValidationError;
 
 use crate::idempotency::payload_hash;
 
@@ -41,8 +42,32 @@ pub(super) struct Duplicate {
 pub(super) enum Work {
     /// A request to answer, with its duplicates.
     Request(Job),
-    /// An invalid request (answered `invalid_request`) or poison (dead-lettered), as decoded.
-    Settle(Decoded),
+    /// A request that breaks a rule: answered `invalid_request`.
+    Invalid {
+        /// Where its record is in the batch.
+        source: Coordinates,
+        /// The request event's id.
+        event_id: String,
+        /// The request's id, which the `failed` response is keyed by.
+        request_id: String,
+        /// The broken rule.
+        error: ValidationError,
+        /// Its record's trace and request time.
+        origin: Origin,
+    },
+    /// A record nobody can answer: dead-lettered as it came.
+    Poison {
+        /// Where its record is in the batch.
+        source: Coordinates,
+        /// The key as received.
+        key: Option<Vec<u8>>,
+        /// The value as received.
+        value: Option<Vec<u8>>,
+        /// The headers as received.
+        headers: Vec<(String, Vec<u8>)>,
+        /// Why it is poison.
+        reason: String,
+    },
 }
 
 impl Job {
@@ -69,17 +94,46 @@ pub(super) fn group(decoded: Vec<Decoded>) -> Vec<Work> {
     let mut work: Vec<Work> = Vec::with_capacity(decoded.len());
     let mut by_id: HashMap<String, usize> = HashMap::new();
     for record in decoded {
-        let Decoded::Request {
-            source,
-            event_id,
-            request,
-            origin,
-        } = record
-        else {
-            work.push(Work::Settle(record));
-            continue;
+        let job = match record {
+            Decoded::Request {
+                source,
+                event_id,
+                request,
+                origin,
+            } => Job::new(source, event_id, request, origin),
+            Decoded::Invalid {
+                source,
+                event_id,
+                request_id,
+                error,
+                origin,
+            } => {
+                work.push(Work::Invalid {
+                    source,
+                    event_id,
+                    request_id,
+                    error,
+                    origin,
+                });
+                continue;
+            }
+            Decoded::Poison {
+                source,
+                key,
+                value,
+                headers,
+                reason,
+            } => {
+                work.push(Work::Poison {
+                    source,
+                    key,
+                    value,
+                    headers,
+                    reason,
+                });
+                continue;
+            }
         };
-        let job = Job::new(source, event_id, request, origin);
         if let Some(Work::Request(first)) = by_id.get(&job.request.request_id).and_then(|&i| work.get_mut(i))
         {
             first.duplicates.push(Duplicate {

@@ -7,12 +7,14 @@ use std::time::SystemTime;
 use qgen_adapters::kafka::{EventPublisher, PublishError, publish_event};
 use qgen_adapters::telemetry::{Metric, Metrics};
 use qgen_contract::events::{ResponseEvent, timestamp};
-use qgen_contract::trace::{
-    HEADER_BATCH_INVOKED_AT, HEADER_GEMINI_CALLS, HEADER_GEMINI_MODEL, HEADER_GEMINI_MS, TraceContext,
+use qgen_contract::headers::{
+    HEADER_BATCH_INVOKED_AT, HEADER_GEMINI_CALLS, HEADER_GEMINI_MODEL, HEADER_GEMINI_MS,
 };
+use qgen_contract::metrics::GENERATOR;
+use qgen_contract::trace::TraceContext;
 
+use super::Generator;
 use super::report::Outcome;
-use super::{Generator, SERVICE};
 use crate::idempotency::IdempotencyStore;
 use crate::source::{Calls, QuestionSource};
 
@@ -30,7 +32,7 @@ pub(crate) struct ResponseRecord<'a> {
 }
 
 impl ResponseRecord<'_> {
-    /// The timeline headers (`qgen_contract::trace::HEADER_*`).
+    /// The timeline headers (`qgen_contract::headers::HEADER_*`).
     fn headers(&self) -> Vec<(&'static str, String)> {
         let mut headers = vec![(HEADER_BATCH_INVOKED_AT, timestamp(self.invoked_at))];
         if let Some(calls) = self.calls {
@@ -71,7 +73,7 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
                 .acked_at
                 .duration_since(requested_at)
                 .unwrap_or_default();
-            Metrics::new(SERVICE)
+            Metrics::new(GENERATOR)
                 .dimension("Outcome", outcome)
                 .duration(Metric::RequestToResponse, latency)
                 .property("request_id", data.request_id.as_str())

@@ -18,8 +18,9 @@
 //!
 //! # Layout
 //!
-//! - here: the [`IdempotencyStore`] port, the record's attributes, [`Claim`], [`NoStore`] and the
-//!   pure pieces ([`payload_hash`], epoch times).
+//! - here: the [`IdempotencyStore`] port, the record's attributes, [`Claim`] and the pure pieces
+//!   ([`payload_hash`], epoch times). No store is `None`: the generator holds an `Option` of one
+//!   (`None` without `IDEMPOTENCY_TABLE`, e.g. the local stack), as [`store_from_env`] gives it.
 //! - `dynamodb`: [`DynamoDbStore`], the adapter on the DynamoDB table above.
 
 mod dynamodb;
@@ -113,53 +114,6 @@ pub trait IdempotencyStore: Send + Sync {
         request_id: &str,
         payload_hash: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// No store: every request is generated (no `IDEMPOTENCY_TABLE`, e.g. the local stack).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoStore;
-
-impl IdempotencyStore for NoStore {
-    async fn claim(&self, _: &str, _: &str, _: SystemTime) -> Result<Claim, StoreError> {
-        Ok(Claim::Acquired)
-    }
-
-    async fn complete(&self, _: &str, _: &str, _: &ResponseEvent) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    async fn release(&self, _: &str, _: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
-
-/// `None` behaves as [`NoStore`], so `main` can pass the store the configuration asked for.
-impl<T: IdempotencyStore> IdempotencyStore for Option<T> {
-    async fn claim(&self, request_id: &str, hash: &str, until: SystemTime) -> Result<Claim, StoreError> {
-        match self {
-            Some(store) => store.claim(request_id, hash, until).await,
-            None => Ok(Claim::Acquired),
-        }
-    }
-
-    async fn complete(
-        &self,
-        request_id: &str,
-        hash: &str,
-        response: &ResponseEvent,
-    ) -> Result<(), StoreError> {
-        match self {
-            Some(store) => store.complete(request_id, hash, response).await,
-            None => Ok(()),
-        }
-    }
-
-    async fn release(&self, request_id: &str, hash: &str) -> Result<(), StoreError> {
-        match self {
-            Some(store) => store.release(request_id, hash).await,
-            None => Ok(()),
-        }
-    }
 }
 
 impl<T: IdempotencyStore> IdempotencyStore for &T {

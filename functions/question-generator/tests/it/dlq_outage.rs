@@ -16,7 +16,7 @@ use rdkafka::{ClientConfig, Message};
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::generator::{config, gemini, request_message};
+use crate::support::batches::{config, gemini, request_message};
 
 const DLQ: &str = "question.request.dlq";
 

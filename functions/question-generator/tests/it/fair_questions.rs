@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use wiremock::{Request, Respond, ResponseTemplate};
 
-use super::generator::{config, gemini};
+use crate::support::batches::{config, gemini};
 
 /// One record per request id, each asking for `n` medium questions about "Topic <i>".
 fn batch(request_ids: &[String], n: u32) -> KafkaEvent {

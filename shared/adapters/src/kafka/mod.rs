@@ -15,7 +15,10 @@ use rdkafka::error::KafkaError;
 use serde::Serialize;
 
 use qgen_contract::events::Envelope;
-use qgen_contract::trace::{TRACEPARENT, TraceContext};
+use qgen_contract::headers::{
+    CONTENT_TYPE_JSON, HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_EVENT_TYPE, TRACEPARENT,
+};
+use qgen_contract::trace::TraceContext;
 
 use self::auth::AuthError;
 
@@ -24,15 +27,6 @@ pub use self::topics::{
     AdminError, DLQ_RETENTION_MS, EVENT_PARTITIONS, EVENT_RETENTION_MS, TopicSpec, create_service_topics,
     ensure_topics, ensure_topics_with, service_topics,
 };
-
-/// Header naming the event type of a record.
-pub const HEADER_EVENT_TYPE: &str = "eventType";
-/// Header carrying the record's `eventId`, so consumers can de-duplicate without parsing.
-pub const HEADER_EVENT_ID: &str = "eventId";
-/// Header naming the payload's media type.
-pub const HEADER_CONTENT_TYPE: &str = "content-type";
-/// Media type of every envelope.
-pub const CONTENT_TYPE_JSON: &str = "application/json";
 
 /// A record to produce; borrowed, so publishing costs no copies before librdkafka's own.
 #[derive(Debug, Clone, Copy)]

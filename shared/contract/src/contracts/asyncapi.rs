@@ -6,18 +6,21 @@ use serde_json::{Value, json};
 
 use super::schemas::{request_event, response_event};
 use crate::events::{REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE};
-use crate::trace::{
-    HEADER_BATCH_INVOKED_AT, HEADER_GEMINI_CALLS, HEADER_GEMINI_MODEL, HEADER_GEMINI_MS, TRACEPARENT,
+use crate::headers::{
+    CONTENT_TYPE_JSON, DLQ_ERROR, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC,
+    HEADER_BATCH_INVOKED_AT, HEADER_CONTENT_TYPE, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_GEMINI_CALLS,
+    HEADER_GEMINI_MODEL, HEADER_GEMINI_MS, TRACEPARENT,
 };
+use crate::metrics::GENERATOR;
 
 fn event_headers(event_type: &str) -> Value {
     json!({
         "type": "object",
-        "required": ["eventType", "eventId", "content-type", TRACEPARENT],
+        "required": [HEADER_EVENT_TYPE, HEADER_EVENT_ID, HEADER_CONTENT_TYPE, TRACEPARENT],
         "properties": {
-            "eventType": {"type": "string", "const": event_type},
-            "eventId": {"type": "string", "description": "The envelope's eventId, for de-duplication without parsing"},
-            "content-type": {"type": "string", "const": "application/json"},
+            HEADER_EVENT_TYPE: {"type": "string", "const": event_type},
+            HEADER_EVENT_ID: {"type": "string", "description": "The envelope's eventId, for de-duplication without parsing"},
+            HEADER_CONTENT_TYPE: {"type": "string", "const": CONTENT_TYPE_JSON},
             TRACEPARENT: {
                 "type": "string",
                 "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
@@ -113,7 +116,7 @@ pub fn asyncapi() -> Value {
                 "action": "receive",
                 "channel": {"$ref": "#/channels/questionRequest"},
                 "summary": "question-generator consumes requests through the MSK event-source mapping",
-                "bindings": {"kafka": {"groupId": {"type": "string", "enum": ["question-generator"]}}}
+                "bindings": {"kafka": {"groupId": {"type": "string", "enum": [GENERATOR]}}}
             },
             "answerRequest": {
                 "action": "send",
@@ -164,12 +167,12 @@ pub fn asyncapi() -> Value {
                         "type": "object",
                         "description": "The original record's headers (traceparent among them, when it had one), \
                             then these.",
-                        "required": ["dlq-source-topic", "dlq-source-partition", "dlq-source-offset", "dlq-error"],
+                        "required": [DLQ_SOURCE_TOPIC, DLQ_SOURCE_PARTITION, DLQ_SOURCE_OFFSET, DLQ_ERROR],
                         "properties": {
-                            "dlq-source-topic": {"type": "string"},
-                            "dlq-source-partition": {"type": "string", "description": "decimal"},
-                            "dlq-source-offset": {"type": "string", "description": "decimal"},
-                            "dlq-error": {"type": "string", "description": "why the record could not be decoded"}
+                            DLQ_SOURCE_TOPIC: {"type": "string"},
+                            DLQ_SOURCE_PARTITION: {"type": "string", "description": "decimal"},
+                            DLQ_SOURCE_OFFSET: {"type": "string", "description": "decimal"},
+                            DLQ_ERROR: {"type": "string", "description": "why the record could not be decoded"}
                         }
                     },
                     "payload": {"description": "The original record value, byte for byte (absent when it had none)"},
