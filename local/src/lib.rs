@@ -12,7 +12,7 @@
 //! - [`http`]: the API handler served over HTTP/1.1 with hyper.
 //! - [`esm`]: the MSK trigger emulator: batches, partial batch responses, retries, on-failure topic.
 //! - [`failed`]: the records Lambda writes to the on-failure topic.
-//! - [`gemini`]: `gemini-stand-in`, a loopback `generateContent` for the real binaries.
+//! - [`gemini`]: `gemini-stand-in`, `qgen-standins`' Gemini on a port, for the real binaries.
 //! - [`replay`]: `replay`, publishing given-up or dead-lettered records again.
 //! - [`source`]: the offline question source and the choice between it and Gemini.
 //! - [`client`]: the `send`, `tail` and `demo` commands.
