@@ -27,7 +27,7 @@
 //! - `artifacts`: 6, the sizes of the arm64 zips and the release binaries.
 //! - [`capacity`]: the capacity sweep, its model and the recommendation (`qgen-bench capacity`,
 //!   `qgen-bench recommend`).
-//! - [`stand_ins`]: the loopback Gemini and Lambda Runtime API servers.
+//! - [`stand_ins`]: the Gemini (fixed latency) and Lambda Runtime API stand-ins of `qgen-standins`.
 //! - [`stats`]: percentiles, medians, ratios and how figures are printed.
 
 mod artifacts;
