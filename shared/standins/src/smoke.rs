@@ -235,7 +235,8 @@ fn check(smoke: &Smoke, seen: &Seen) -> Vec<String> {
                     .and_then(|response| response["statusCode"].as_i64());
                 if status != Some(expected) {
                     let text = String::from_utf8_lossy(body);
-                    failures.push(format!("status {status:?}, expected {expected}: {text}"));
+                    let status = status.map_or("none".to_owned(), |s| s.to_string());
+                    failures.push(format!("status {status}, expected {expected}: {text}"));
                 }
             }
         } else {

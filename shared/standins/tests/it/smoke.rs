@@ -78,3 +78,38 @@ async fn an_exit_error_check_fails_when_the_function_exits_cleanly() {
         "{failures:?}"
     );
 }
+
+/// A function in Python, as the runtime client does it: one poll, one response of `status`.
+const ANSWERS: &str = r#"exec python3 - "$@" <<'PY'
+import json, os, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+with urllib.request.urlopen(api + "next") as invocation:
+    request_id = invocation.headers["Lambda-Runtime-Aws-Request-Id"]
+    event = json.load(invocation)
+body = json.dumps({"statusCode": event["status"]}).encode()
+urllib.request.urlopen(urllib.request.Request(api + request_id + "/response", data=body))
+print(json.dumps({"answered": request_id}), flush=True)
+PY"#;
+
+#[tokio::test]
+async fn an_event_is_handed_to_the_function_and_its_response_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = script(&dir, ANSWERS);
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, r#"{"status": 400}"#).unwrap();
+    let mut check = smoke(binary);
+    check.event = Some(event);
+    check.expect_status = Some(400);
+    check.expect_output = Some("smoke-1".into());
+    let mut wrong = check.clone();
+    wrong.expect_status = Some(202);
+
+    let verdict = run(&check).await;
+    let failures = run(&wrong).await.unwrap_err();
+
+    assert!(verdict.is_ok_and(|summary| summary.contains("\"statusCode\": 400")));
+    assert!(
+        failures.iter().any(|f| f.starts_with("status 400, expected 202")),
+        "{failures:?}"
+    );
+}
