@@ -36,7 +36,7 @@
 //! - `artifacts`: the `artifacts` benchmark, the sizes of the arm64 zips and the release binaries.
 //! - [`capacity`]: the capacity sweep (`qgen-bench capacity`): each point measured through the
 //!   local stack, the model fitted by `qgen-planner` and written for it to compile in.
-//! - [`stand_ins`]: the loopback Gemini and Lambda Runtime API servers.
+//! - [`stand_ins`]: the Gemini (fixed latency) and Lambda Runtime API stand-ins of `qgen-standins`.
 //! - [`stats`]: percentiles, medians, ratios and how figures are printed.
 
 mod artifacts;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use qgen_ops::commands::error_chain;
 use qgen_ops::connect::State;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use crate::client;
 use crate::stack::{self, UpOptions};
@@ -75,15 +74,11 @@ pub async fn demo(state_file: &Path, body: &Value) -> Result<(), String> {
 
 /// `gemini-stand-in`: answers `generateContent` on `addr` until Ctrl-C.
 pub async fn gemini_stand_in(addr: std::net::SocketAddr) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let _stand_in = crate::gemini::stand_in(listener).await;
     println!("gemini stand-in on http://{addr} (set GEMINI_BASE_URL to it)");
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(crate::gemini::serve(listener, shutdown.clone()));
     let _ = tokio::signal::ctrl_c().await;
-    shutdown.cancel();
-    server.await.map_err(|e| e.to_string())
+    Ok(())
 }
 
 /// The topic `demo` reads responses from.

@@ -11,7 +11,7 @@
 //! - [`broker`]: the embedded or external broker, and the service's topics on it.
 //! - [`http`]: the API handler served over HTTP/1.1 with hyper.
 //! - [`esm`]: the MSK trigger emulator: batches, partial batch responses, retries, on-failure topic.
-//! - [`gemini`]: `gemini-stand-in`, a loopback `generateContent` for the real binaries.
+//! - [`gemini`]: `gemini-stand-in`, `qgen-standins`' Gemini on a port, for the real binaries.
 //! - [`source`]: the offline question source and the choice between it and Gemini.
 //! - [`client`]: the `send` and `demo` commands.
 //! - [`stack`]: `up`, putting the pieces together.

@@ -5,24 +5,22 @@
 use std::time::Duration;
 
 use qgen_contract::events::{Difficulty, GenerationRequest};
+use qgen_standins::GeminiStandIn;
 use question_generator::config::GeneratorConfig;
 use question_generator::gemini::GeminiClient;
 use question_generator::source::QuestionSource;
 use secrecy::SecretString;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-pub(crate) async fn stand_in() -> (String, CancellationToken) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(qgen_local::gemini::serve(listener, shutdown.clone()));
-    (url, shutdown)
+/// `gemini-stand-in`'s stand-in on a free port, and its URL; it stops when dropped.
+pub(crate) async fn stand_in() -> (String, GeminiStandIn) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stand_in = qgen_local::gemini::stand_in(listener).await;
+    (stand_in.base_url(), stand_in)
 }
 
 #[tokio::test]
 async fn the_generators_client_gets_exactly_the_questions_it_asked_for() {
-    let (url, shutdown) = stand_in().await;
+    let (url, stand_in) = stand_in().await;
     let config = GeneratorConfig::from_lookup(|var| match var {
         "KAFKA_BOOTSTRAP_SERVERS" => Some("unused:9092".into()),
         "GEMINI_BASE_URL" => Some(url.clone()),
@@ -49,12 +47,12 @@ async fn the_generators_client_gets_exactly_the_questions_it_asked_for() {
         questions.iter().all(|q| q.question.contains("Rust ownership")),
         "{questions:?}"
     );
-    shutdown.cancel();
+    drop(stand_in);
 }
 
 #[tokio::test]
 async fn anything_but_a_keyed_generate_content_call_is_not_found() {
-    let (url, shutdown) = stand_in().await;
+    let (url, stand_in) = stand_in().await;
     let http = reqwest::Client::new();
     let target = format!("{url}/v1beta/models/m:generateContent");
 
@@ -77,5 +75,5 @@ async fn anything_but_a_keyed_generate_content_call_is_not_found() {
     assert_eq!(without_key.status(), 404);
     assert_eq!(other_route.status(), 404);
     assert_eq!(keyed.status(), 200);
-    shutdown.cancel();
+    drop(stand_in);
 }

@@ -29,7 +29,7 @@ fn trace_of(record: &Record) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_requests_trace_and_timeline_are_read_back_from_its_records() {
-    let (gemini, gemini_shutdown) = super::gemini::stand_in().await;
+    let (gemini, gemini_stand_in) = super::gemini::stand_in().await;
     let options = UpOptions {
         api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         partitions: 3,
@@ -96,7 +96,7 @@ async fn a_requests_trace_and_timeline_are_read_back_from_its_records() {
         traces.push(trace_of(request));
     }
     stack.stop().await;
-    gemini_shutdown.cancel();
+    drop(gemini_stand_in);
 
     assert_eq!(
         traces[0], "4bf92f3577b34da6a3ce929d0e0e4736",

@@ -12,8 +12,9 @@
 //! - `publisher`: [`RecordingPublisher`], the recording or failing [`qgen_adapters::kafka::EventPublisher`].
 //! - `brokers`: [`MockBroker`], [`TansuBroker`], the service's topics and [`free_port`].
 //! - `records`: producing a request, reading a topic back, and a message's JSON and headers.
-//! - `gemini`: [`GeminiStandIn`], the HTTP stand-in for Gemini, and the replies it gives.
-//! - `gemini_faults`: Gemini as a whole failing: an [`Outage`] and a [`WindowQuota`].
+//! - [`GeminiStandIn`], the HTTP stand-in for Gemini, its replies, [`gemini_error`]'s bodies and
+//!   its faults ([`Outage`], [`WindowQuota`], [`RateQuota`], [`Latency`]): re-exported from
+//!   `qgen-standins`, which the benchmarks and the local stack use too.
 //! - `moto`: [`MotoServer`], local AWS APIs, and [`dynamodb_client`].
 //! - [`assert_matches_schema`], [`contract`], [`schema_errors`]: re-exported from
 //!   `qgen-schema-check`, which the contract crate's tests use without the rest of this kit.
@@ -22,8 +23,6 @@
 
 mod brokers;
 mod fixtures;
-mod gemini;
-mod gemini_faults;
 mod logs;
 mod moto;
 mod publisher;
@@ -31,14 +30,14 @@ mod records;
 
 pub use brokers::{MockBroker, SERVICE_TOPICS, TansuBroker, free_port};
 pub use fixtures::{env_lookup, sample_request};
-pub use gemini::{
-    AnswersAsAsked, GeminiStandIn, answer_with_usage, gemini_error, gemini_reply, sample_questions,
-};
-pub use gemini_faults::{Outage, WindowQuota, overloaded};
 pub use logs::{LogBuffer, capture_every_thread, capture_logs};
 pub use moto::{MotoServer, dynamodb_client};
 pub use publisher::{PublishedRecord, RecordingPublisher};
 pub use qgen_schema_check::{assert_matches_schema, contract, schema_errors};
+pub use qgen_standins::{
+    AnswersAsAsked, GeminiStandIn, Latency, Outage, RateQuota, WindowQuota, answer_with_usage, gemini_error,
+    gemini_reply, overloaded, sample_questions,
+};
 pub use records::{
     assert_on_contract, message_header, message_json, produce_request, read_topic, response_request_ids,
 };
