@@ -111,6 +111,14 @@ mod tests {
     }
 
     #[test]
+    fn the_state_file_is_where_the_local_stack_writes_it_by_default() {
+        // qgen-local's `up` writes it there (through this function); DESIGN.md names it.
+        let path = State::default_path();
+        assert_eq!(path.file_name().unwrap(), "qgen-local.json");
+        assert_eq!(path.parent().unwrap(), std::env::temp_dir());
+    }
+
+    #[test]
     fn the_named_broker_wins_over_a_running_local_stack() {
         let dir = tempfile::tempdir().unwrap();
         let config = settings(

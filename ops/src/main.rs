@@ -171,3 +171,16 @@ async fn run(command: Command, state_file: PathBuf) -> Result<(), String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_read_as_epoch_milliseconds() {
+        assert_eq!(parse_time("2026-12-01T10:00:00Z"), Ok(1_796_119_200_000));
+        assert_eq!(parse_time("2026-12-01T11:00:00.250+01:00"), Ok(1_796_119_200_250));
+        let refused = parse_time("yesterday").unwrap_err();
+        assert!(refused.starts_with("expected RFC 3339"), "{refused}");
+    }
+}

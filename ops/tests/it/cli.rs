@@ -1,7 +1,8 @@
-//! `qgen topics`, `qgen replay --dry-run`, `qgen recommend` and a `qgen` with no broker to talk
-//! to, run as processes.
+//! `qgen topics`, `replay --dry-run`, `timeline`, `tail`, `recommend` and a `qgen` with no broker
+//! to talk to, run as processes.
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
@@ -60,7 +61,7 @@ fn given_up(request_id: &str, offset: i64) -> serde_json::Value {
     json!({
         "requestContext": {"requestId": "f", "functionArn": "arn:aws:lambda:eu-west-1:1:function:g",
                            "condition": "RetriesExhausted", "approximateInvokeCount": 3},
-        "version": "1.0", "timestamp": "2026-12-07T10:00:00.000Z",
+        "version": "1.0", "timestamp": "2026-01-05T10:00:00.000Z",
         "KafkaBatchInfo": {"batchSize": 1, "eventSourceArn": "arn:aws:kafka:eu-west-1:1:cluster/c/1",
                            "bootstrapServers": "b", "payloadSize": 1,
                            "recordInfo": {"offset": offset.to_string(), "timestamp": "2026-12-07T09:59:00.000Z"}},
@@ -191,4 +192,112 @@ async fn recommend_refuses_a_rate_that_is_not_positive_naming_it() {
         "{}",
         text(&output.stderr)
     );
+}
+
+/// Produces `value` keyed `key` to partition 0 of `topic` on `broker`.
+async fn produce(broker: &MockBroker, topic: &str, key: &str, value: &serde_json::Value) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap_servers())
+        .create()
+        .unwrap();
+    let value = value.to_string();
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(&value).partition(0),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeline_prints_a_requests_steps_from_the_topics() {
+    let broker = MockBroker::with_service_topics();
+    let request = json!({"eventId": "e-9", "timestamp": "2026-01-05T10:00:00.000Z",
+                         "eventData": {"request_id": "r-9"}});
+    let response = json!({"eventId": "e-10", "eventData": {"request_id": "r-9", "status": "completed"}});
+    produce(&broker, "question.request", "r-9", &request).await;
+    produce(&broker, "question.response", "r-9", &response).await;
+    produce(&broker, "question.response", "r-8", &response).await;
+
+    let output = qgen(
+        &["timeline", "r-9"],
+        &[("KAFKA_BOOTSTRAP_SERVERS", &broker.bootstrap_servers())],
+    )
+    .await;
+
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "request r-9", "{stdout}");
+    assert_eq!(lines.len(), 3, "the request and its one response:\n{stdout}");
+    assert!(
+        lines[1].starts_with(
+            "  2026-01-05T10:00:00.000Z  +   0.000 s  accepted            question.request[0]@0 e-9"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].contains("response published question.response[0]@0 e-10 completed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn tail_prints_each_response_once_from_the_beginning_until_interrupted() {
+    let broker = MockBroker::with_service_topics();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let completed = json!({"eventId": "e-1", "eventData": {"request_id": "r-1", "status": "completed"}});
+    let failed = json!({"eventId": "e-2", "eventData": {"request_id": "r-2", "status": "failed",
+                                                         "error": {"code": "gemini_unavailable", "message": "down"}}});
+    runtime.block_on(async {
+        for event in [&completed, &completed, &failed] {
+            produce(&broker, "question.response", "k", event).await;
+        }
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qgen"))
+        .args(["tail", "--from-beginning"])
+        .env("KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap_servers())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run qgen");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (lines, printed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        stdout
+            .lines()
+            .map_while(Result::ok)
+            .try_for_each(|l| lines.send(l))
+    });
+
+    // Synchronised on what it prints: the three records, in order, the repeat named as such. The
+    // bound only turns a tail that prints nothing (reading from the end, say) into a failure.
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        match printed.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => seen.push(line),
+            Err(e) => {
+                let _ = child.kill();
+                panic!("qgen tail printed only {seen:?}: {e}");
+            }
+        }
+    }
+    // Ctrl-C: it stops and succeeds.
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = child.wait().unwrap();
+
+    assert_eq!(
+        seen,
+        [
+            "e-1 request_id=r-1 status=completed",
+            "(duplicate e-1 ignored)",
+            "e-2 request_id=r-2 status=failed error=gemini_unavailable: down",
+        ]
+    );
+    assert!(status.success(), "{status:?}");
 }
