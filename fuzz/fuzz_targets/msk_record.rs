@@ -13,7 +13,7 @@ use aws_lambda_events::event::kafka::KafkaRecord;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use libfuzzer_sys::fuzz_target;
-use qgen_contract::decode::{Decoded, MAX_RECORD_BYTES, decode_record};
+use qgen_contract::decode::{Decoded, InvalidRequest, MAX_RECORD_BYTES, PoisonRecord, decode_record};
 use qgen_contract::validation::Limits;
 use qgen_fuzz::{assert_clear_refusal, assert_valid_request};
 
@@ -57,13 +57,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(raw_value.is_some_and(|v| !v.is_empty() && v.len() <= MAX_RECORD_BYTES));
             assert_valid_request(&request, &limits);
         }
-        Decoded::Invalid {
+        Decoded::Invalid(InvalidRequest {
             source,
             event_id,
             request_id,
             error,
             ..
-        } => {
+        }) => {
             assert_eq!((source.partition, source.offset), (2, 42));
             assert!(!event_id.is_empty());
             // The failed response must be addressable: the request_id alone is a valid request's.
@@ -73,13 +73,13 @@ fuzz_target!(|data: &[u8]| {
             );
             assert_clear_refusal(&error);
         }
-        Decoded::Poison {
+        Decoded::Poison(PoisonRecord {
             source,
             key,
             value,
             headers,
             reason,
-        } => {
+        }) => {
             // Nothing lost: the DLQ gets the record as it came, with where it came from and why.
             assert_eq!((source.partition, source.offset), (2, 42));
             assert_eq!(key.as_deref(), Some(&b"req-1"[..]));

@@ -64,31 +64,39 @@ pub enum Decoded {
         origin: Origin,
     },
     /// A request that can be answered but breaks a rule.
-    Invalid {
-        /// Source of the record.
-        source: Coordinates,
-        /// The request event's `eventId`.
-        event_id: String,
-        /// The request's id, which the `failed` response is keyed by.
-        request_id: String,
-        /// The broken rule.
-        error: ValidationError,
-        /// Its trace and request time.
-        origin: Origin,
-    },
+    Invalid(InvalidRequest),
     /// A record nobody can answer: it goes to the DLQ as it came.
-    Poison {
-        /// Source of the record.
-        source: Coordinates,
-        /// The key as received.
-        key: Option<Vec<u8>>,
-        /// The value as received (the base64 text itself when it was not valid base64).
-        value: Option<Vec<u8>>,
-        /// The headers as received.
-        headers: Vec<(String, Vec<u8>)>,
-        /// Why it is poison.
-        reason: String,
-    },
+    Poison(PoisonRecord),
+}
+
+/// A request that can be answered (`failed`, `invalid_request`) but breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRequest {
+    /// Source of the record.
+    pub source: Coordinates,
+    /// The request event's `eventId`.
+    pub event_id: String,
+    /// The request's id, which the `failed` response is keyed by.
+    pub request_id: String,
+    /// The broken rule.
+    pub error: ValidationError,
+    /// Its trace and request time.
+    pub origin: Origin,
+}
+
+/// A record nobody can answer: it goes to the DLQ as it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoisonRecord {
+    /// Source of the record.
+    pub source: Coordinates,
+    /// The key as received.
+    pub key: Option<Vec<u8>>,
+    /// The value as received (the base64 text itself when it was not valid base64).
+    pub value: Option<Vec<u8>>,
+    /// The headers as received.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Why it is poison.
+    pub reason: String,
 }
 
 impl Decoded {
@@ -96,8 +104,8 @@ impl Decoded {
     pub fn source(&self) -> &Coordinates {
         match self {
             Decoded::Request { source, .. }
-            | Decoded::Invalid { source, .. }
-            | Decoded::Poison { source, .. } => source,
+            | Decoded::Invalid(InvalidRequest { source, .. })
+            | Decoded::Poison(PoisonRecord { source, .. }) => source,
         }
     }
 }
@@ -143,12 +151,14 @@ pub fn decode_record(group: &str, record: &KafkaRecord, limits: &Limits) -> Deco
     };
     let headers = record_headers(record);
     let key = record_key(record).unwrap_or_else(|_| record.key.as_ref().map(|k| k.as_bytes().to_vec()));
-    let poison = |value: Option<Vec<u8>>, reason: String| Decoded::Poison {
-        source: source.clone(),
-        key: key.clone(),
-        value,
-        headers: headers.clone(),
-        reason,
+    let poison = |value: Option<Vec<u8>>, reason: String| {
+        Decoded::Poison(PoisonRecord {
+            source: source.clone(),
+            key: key.clone(),
+            value,
+            headers: headers.clone(),
+            reason,
+        })
     };
 
     let value = match record_value(record) {
@@ -204,13 +214,13 @@ pub fn decode_record(group: &str, record: &KafkaRecord, limits: &Limits) -> Deco
             request,
             origin,
         },
-        Err(error) => Decoded::Invalid {
+        Err(error) => Decoded::Invalid(InvalidRequest {
             source,
             event_id: envelope.event_id,
             request_id,
             error,
             origin,
-        },
+        }),
     }
 }
 
@@ -241,9 +251,9 @@ mod tests {
 
     fn poison_reason(value: Option<&[u8]>) -> String {
         match decode_one(value) {
-            Decoded::Poison {
+            Decoded::Poison(PoisonRecord {
                 reason, source, key, ..
-            } => {
+            }) => {
                 assert_eq!((source.partition, source.offset), (1, 7));
                 assert_eq!(key.as_deref(), Some(&b"req-1"[..]));
                 reason
@@ -329,9 +339,9 @@ mod tests {
             json!({"request_id": "req-1", "topic": "", "num_questions": 2}),
         );
         match decode_one(Some(&value)) {
-            Decoded::Invalid {
+            Decoded::Invalid(InvalidRequest {
                 request_id, error, ..
-            } => {
+            }) => {
                 assert_eq!(request_id, "req-1");
                 assert_eq!(error.field, "topic");
             }
@@ -389,8 +399,8 @@ mod tests {
     fn kind(value: &[u8]) -> &'static str {
         match decode_one(Some(value)) {
             Decoded::Request { .. } => "request",
-            Decoded::Invalid { .. } => "invalid",
-            Decoded::Poison { .. } => "poison",
+            Decoded::Invalid(_) => "invalid",
+            Decoded::Poison(_) => "poison",
         }
     }
 

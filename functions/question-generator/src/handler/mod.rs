@@ -47,7 +47,7 @@ use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
 use qgen_adapters::kafka::{EventPublisher, OutboundRecord, PublishError};
 use qgen_adapters::telemetry::{Metric, Metrics};
-use qgen_contract::decode::{Coordinates, Origin, decode_batch};
+use qgen_contract::decode::{Coordinates, InvalidRequest, Origin, PoisonRecord, decode_batch};
 use qgen_contract::events::{ErrorCode, ResponseError, ResponseEvent};
 use qgen_contract::metrics::GENERATOR;
 use qgen_contract::validation::{Limits, ValidationError};
@@ -170,23 +170,23 @@ impl<S: QuestionSource, P: EventPublisher, I: IdempotencyStore> Generator<S, P, 
     async fn process(&self, work: Work, batch: &Batch) -> Vec<(Coordinates, Result<Outcome, PublishError>)> {
         match work {
             Work::Request(job) => self.answer(job, batch).await,
-            Work::Invalid {
+            Work::Invalid(InvalidRequest {
                 source,
                 event_id,
                 request_id,
                 error,
                 origin,
-            } => vec![(
+            }) => vec![(
                 source,
                 self.invalid(&event_id, &request_id, &error, origin, batch).await,
             )],
-            Work::Poison {
+            Work::Poison(PoisonRecord {
                 source,
                 key,
                 value,
                 headers,
                 reason,
-            } => {
+            }) => {
                 let outcome = self
                     .dead_letter(&source, key.as_deref(), value.as_deref(), &headers, &reason)
                     .await;

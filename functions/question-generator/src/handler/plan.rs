@@ -4,9 +4,8 @@
 
 use std::collections::HashMap;
 
-use qgen_contract::decode::{Coordinates, Decoded, Origin};
+use qgen_contract::decode::{Coordinates, Decoded, InvalidRequest, Origin, PoisonRecord};
 use qgen_contract::events::{ErrorCode, GenerationRequest, ResponseError, ResponseEvent};
-use qgen_contract::validation::ValidationError;
 
 use crate::idempotency::payload_hash;
 
@@ -43,31 +42,9 @@ pub(super) enum Work {
     /// A request to answer, with its duplicates.
     Request(Job),
     /// A request that breaks a rule: answered `invalid_request`.
-    Invalid {
-        /// Where its record is in the batch.
-        source: Coordinates,
-        /// The request event's id.
-        event_id: String,
-        /// The request's id, which the `failed` response is keyed by.
-        request_id: String,
-        /// The broken rule.
-        error: ValidationError,
-        /// Its record's trace and request time.
-        origin: Origin,
-    },
+    Invalid(InvalidRequest),
     /// A record nobody can answer: dead-lettered as it came.
-    Poison {
-        /// Where its record is in the batch.
-        source: Coordinates,
-        /// The key as received.
-        key: Option<Vec<u8>>,
-        /// The value as received.
-        value: Option<Vec<u8>>,
-        /// The headers as received.
-        headers: Vec<(String, Vec<u8>)>,
-        /// Why it is poison.
-        reason: String,
-    },
+    Poison(PoisonRecord),
 }
 
 impl Job {
@@ -101,36 +78,12 @@ pub(super) fn group(decoded: Vec<Decoded>) -> Vec<Work> {
                 request,
                 origin,
             } => Job::new(source, event_id, request, origin),
-            Decoded::Invalid {
-                source,
-                event_id,
-                request_id,
-                error,
-                origin,
-            } => {
-                work.push(Work::Invalid {
-                    source,
-                    event_id,
-                    request_id,
-                    error,
-                    origin,
-                });
+            Decoded::Invalid(invalid) => {
+                work.push(Work::Invalid(invalid));
                 continue;
             }
-            Decoded::Poison {
-                source,
-                key,
-                value,
-                headers,
-                reason,
-            } => {
-                work.push(Work::Poison {
-                    source,
-                    key,
-                    value,
-                    headers,
-                    reason,
-                });
+            Decoded::Poison(poison) => {
+                work.push(Work::Poison(poison));
                 continue;
             }
         };
