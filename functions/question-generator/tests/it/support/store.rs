@@ -34,22 +34,14 @@ pub fn config(gemini_url: &str) -> GeneratorConfig {
     config_with(gemini_url, &[])
 }
 
-/// [`config`] with `overrides` set as well.
+/// [`config`] with `overrides` set as well: the batches' fast settings (`super::batches::config`)
+/// with two attempts, the default concurrency and no broker (the publisher records). Every
+/// failure here is answered, so the store's record of it can be checked; a held request's claim
+/// is released like a failed one's (holding has its own tests).
 pub fn config_with(gemini_url: &str, overrides: &[(&'static str, &str)]) -> GeneratorConfig {
-    let mut vars: HashMap<&str, String> = HashMap::from([
-        ("KAFKA_BOOTSTRAP_SERVERS", "unused:9092".to_owned()),
-        ("GEMINI_BASE_URL", gemini_url.to_owned()),
-        ("GEMINI_TIMEOUT_MS", "2000".to_owned()),
-        ("GEMINI_MAX_ATTEMPTS", "2".to_owned()),
-        ("GEMINI_BACKOFF_BASE_MS", "1".to_owned()),
-        ("GEMINI_BACKOFF_MAX_MS", "5".to_owned()),
-        ("GEMINI_BREAKER_THRESHOLD", "1000".to_owned()),
-        // Every failure here is answered, so the store's record of it can be checked; a held
-        // request's claim is released like a failed one's (holding has its own tests).
-        ("GEMINI_MAX_WAIT_SECONDS", "0".to_owned()),
-    ]);
-    vars.extend(overrides.iter().map(|&(k, v)| (k, v.to_owned())));
-    GeneratorConfig::from_lookup(|var| vars.get(var).cloned()).unwrap()
+    let mut settings = vec![("GEMINI_MAX_ATTEMPTS", "2"), ("GEMINI_MAX_WAIT_SECONDS", "0")];
+    settings.extend_from_slice(overrides);
+    super::batches::config_with("unused:9092", gemini_url, 16, &settings)
 }
 
 /// The generator with Gemini at `stand_in`, publishing to `publisher`, remembering in `store`
