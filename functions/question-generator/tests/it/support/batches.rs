@@ -66,16 +66,23 @@ pub fn responses(publisher: &RecordingPublisher) -> HashMap<String, PublishedRec
 }
 
 pub fn request_message(partition: i32, offset: i64, request_id: &str) -> OwnedMessage {
-    let event = RequestEvent::new_request(GenerationRequest {
+    let request = GenerationRequest {
         request_id: request_id.to_owned(),
         topic: format!("Topic {offset}"),
         num_questions: 1,
         difficulty: Difficulty::Easy,
         context: None,
-    });
+    };
+    message_of(partition, offset, &request)
+}
+
+/// The record of a fresh request event for `request` at `partition`/`offset` of
+/// question.request, keyed by its `request_id`, with its `eventType` header.
+pub fn message_of(partition: i32, offset: i64, request: &GenerationRequest) -> OwnedMessage {
+    let event = RequestEvent::new_request(request.clone());
     OwnedMessage::new(
         Some(serde_json::to_vec(&event).unwrap()),
-        Some(request_id.as_bytes().to_vec()),
+        Some(request.request_id.as_bytes().to_vec()),
         "question.request".into(),
         rdkafka::Timestamp::CreateTime(1_795_773_600_000),
         partition,

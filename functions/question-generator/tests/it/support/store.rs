@@ -8,7 +8,7 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use qgen_adapters::msk::record_json;
-use qgen_contract::events::{Difficulty, GenerationRequest, RequestEvent, ResponseEvent};
+use qgen_contract::events::{Difficulty, GenerationRequest, ResponseEvent};
 use qgen_contract::msk::kafka_event;
 use qgen_testkit::{
     AnswersAsAsked, GeminiStandIn, MotoServer, RecordingPublisher, assert_matches_schema, dynamodb_client,
@@ -21,7 +21,6 @@ use question_generator::idempotency::{
     DATA, DynamoDbStore, EXPIRATION, ID, IN_PROGRESS_EXPIRATION, PAYLOAD_HASH, STATUS, STATUS_COMPLETED,
     STATUS_IN_PROGRESS, epoch_millis, epoch_secs, payload_hash,
 };
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use secrecy::SecretString;
 use serde_json::Value;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -113,19 +112,7 @@ pub fn delivery(offset: i64, request: &GenerationRequest) -> Value {
 }
 
 pub fn delivery_on(partition: i32, offset: i64, request: &GenerationRequest) -> Value {
-    let event = RequestEvent::new_request(request.clone());
-    record_json(&OwnedMessage::new(
-        Some(serde_json::to_vec(&event).unwrap()),
-        Some(request.request_id.as_bytes().to_vec()),
-        "question.request".into(),
-        rdkafka::Timestamp::CreateTime(1_795_773_600_000),
-        partition,
-        offset,
-        Some(OwnedHeaders::new().insert(Header {
-            key: "eventType",
-            value: Some("question.generation.request"),
-        })),
-    ))
+    record_json(&super::batches::message_of(partition, offset, request))
 }
 
 pub fn batch(records: Vec<Value>) -> KafkaEvent {
